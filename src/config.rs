@@ -1,0 +1,210 @@
+//! `storagebackend.Config`: the storage configuration, parsed from JSON.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::storage::{Result, StorageError};
+use crate::value::config::TransformerConfig;
+
+/// Which backend a config selects (Go's `storagebackend.StorageTypeETCD2/3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageType {
+    Etcd3,
+    Etcd2,
+}
+
+/// How stored objects are decoded for the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecKind {
+    /// JSON objects, with `metadata.resourceVersion` set from etcd's ModRevision.
+    #[default]
+    Json,
+    /// The transformed (decrypted) bytes, untouched.
+    Raw,
+}
+
+/// The storage configuration: the snake_case form of Go's `storagebackend.Config`
+/// plus the client settings kube-apiserver hard-codes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    #[serde(rename = "type")]
+    pub storage_type: String,
+    pub prefix: String,
+    pub server_list: Vec<String>,
+    pub key_file: String,
+    pub cert_file: String,
+    pub ca_file: String,
+    /// false: serializable reads (Go's `NewWithNoQuorumRead`).
+    pub quorum: bool,
+    pub paging: bool,
+    pub codec: CodecKind,
+    pub transformer: Option<TransformerConfig>,
+    /// 0 disables compaction: a library must not compact a cluster it does not own.
+    pub compaction_interval_s: u64,
+    pub dial_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub health_timeout_ms: u64,
+    pub keepalive_time_ms: u64,
+    pub keepalive_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            storage_type: String::new(),
+            prefix: "/registry".into(),
+            server_list: Vec::new(),
+            key_file: String::new(),
+            cert_file: String::new(),
+            ca_file: String::new(),
+            quorum: true,
+            paging: true,
+            codec: CodecKind::Json,
+            transformer: None,
+            compaction_interval_s: 0,
+            dial_timeout_ms: 20_000,
+            request_timeout_ms: 60_000,
+            health_timeout_ms: 2_000,
+            keepalive_time_ms: 30_000,
+            keepalive_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a JSON config. Errors name the offending field.
+    pub fn from_json(json: &str) -> Result<Config> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                StorageError::invalid_config(format!("invalid config: {inner}"))
+            } else {
+                StorageError::invalid_config(format!("invalid config field `{path}`: {inner}"))
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.storage_type()?;
+        if self.server_list.is_empty() || self.server_list.iter().any(|s| s.trim().is_empty()) {
+            return Err(StorageError::invalid_config(
+                "invalid config field `server_list`: at least one non-empty etcd endpoint is required",
+            ));
+        }
+        for (name, v) in [
+            ("dial_timeout_ms", self.dial_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("health_timeout_ms", self.health_timeout_ms),
+            ("keepalive_time_ms", self.keepalive_time_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(StorageError::invalid_config(format!(
+                    "invalid config field `{name}`: must be greater than 0"
+                )));
+            }
+        }
+        if self.cert_file.is_empty() != self.key_file.is_empty() {
+            return Err(StorageError::invalid_config(
+                "invalid config fields `cert_file`/`key_file`: both or neither must be set",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The backend type; `""` means etcd3, as in Go.
+    pub fn storage_type(&self) -> Result<StorageType> {
+        match self.storage_type.as_str() {
+            "" | "etcd3" => Ok(StorageType::Etcd3),
+            "etcd2" => Ok(StorageType::Etcd2),
+            other => Err(StorageError::invalid_config(format!(
+                "unknown storage type: {other}"
+            ))),
+        }
+    }
+
+    pub fn dial_timeout(&self) -> Duration {
+        Duration::from_millis(self.dial_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn health_timeout(&self) -> Duration {
+        Duration::from_millis(self.health_timeout_ms)
+    }
+    pub fn keepalive_time(&self) -> Duration {
+        Duration::from_millis(self.keepalive_time_ms)
+    }
+    pub fn keepalive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keepalive_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Code;
+
+    fn err(json: &str) -> StorageError {
+        Config::from_json(json).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_follow_kube_apiserver() {
+        let c = Config::from_json(r#"{"server_list":["127.0.0.1:2379"]}"#).unwrap();
+        assert_eq!(c.prefix, "/registry");
+        assert!(c.quorum && c.paging);
+        assert_eq!(c.codec, CodecKind::Json);
+        assert_eq!(c.storage_type().unwrap(), StorageType::Etcd3);
+        assert_eq!(c.dial_timeout(), Duration::from_secs(20));
+        assert_eq!(c.keepalive_time(), Duration::from_secs(30));
+        assert_eq!(c.keepalive_timeout(), Duration::from_secs(10));
+        assert_eq!(c.health_timeout(), Duration::from_secs(2));
+        assert_eq!(c.request_timeout(), Duration::from_secs(60));
+        assert_eq!(c.compaction_interval_s, 0);
+        assert!(c.transformer.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = err(r#"{"server_list":["a"],"quorum":"yes"}"#);
+        assert_eq!(e.code, Code::InvalidConfig);
+        assert!(e.message.contains("`quorum`"), "{}", e.message);
+
+        let e = err(r#"{"server_list":["a", 7]}"#);
+        assert!(e.message.contains("`server_list[1]`"), "{}", e.message);
+
+        let e = err(r#"{"server_list":["a"],"bogus":1}"#);
+        assert!(e.message.contains("unknown field `bogus`"), "{}", e.message);
+
+        let e = err(r#"{"server_list":[]}"#);
+        assert!(e.message.contains("`server_list`"), "{}", e.message);
+
+        let e = err(r#"{"server_list":["a"],"codec":"xml"}"#);
+        assert!(e.message.contains("`codec`"), "{}", e.message);
+
+        let e = err(r#"{"server_list":["a"],"dial_timeout_ms":0}"#);
+        assert!(e.message.contains("`dial_timeout_ms`"), "{}", e.message);
+
+        let e = err(r#"{"server_list":["a"],"cert_file":"/x"}"#);
+        assert!(e.message.contains("key_file"), "{}", e.message);
+
+        assert_eq!(err("{").code, Code::InvalidConfig);
+        assert_eq!(err("[]").code, Code::InvalidConfig);
+    }
+
+    #[test]
+    fn storage_types() {
+        let e = err(r#"{"type":"consul","server_list":["a"]}"#);
+        assert_eq!(e.message, "unknown storage type: consul");
+        let c = Config::from_json(r#"{"type":"etcd2","server_list":["a"]}"#).unwrap();
+        assert_eq!(c.storage_type().unwrap(), StorageType::Etcd2);
+    }
+}

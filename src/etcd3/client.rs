@@ -1,0 +1,140 @@
+//! Building the etcd v3 client from a config (kube-apiserver's `newETCD3Client`).
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::Config;
+use crate::storage::{Code, Result, StorageError};
+
+/// Connects lazily: unlike Go's `WithBlock` dial this returns at once, and the
+/// first request made while etcd is unreachable fails instead.
+pub async fn new_client(config: &Config) -> Result<Client> {
+    let tls = tls_options(config)?;
+    let endpoints = endpoints(config, tls.is_some())?;
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(config.dial_timeout())
+        .with_timeout(config.request_timeout())
+        .with_keep_alive(config.keepalive_time(), config.keepalive_timeout())
+        // Go's clientv3 pings only while streams are open (PermitWithoutStream=false).
+        .with_keep_alive_while_idle(false);
+    if let Some(tls) = tls {
+        options = options.with_tls(tls);
+    }
+    Client::connect(endpoints, Some(options))
+        .await
+        .map_err(|e| {
+            StorageError::invalid_config(format!("invalid config field `server_list`: {e}"))
+        })
+}
+
+/// TLS is on when an endpoint says `https://` or a TLS file is given, as in Go,
+/// where any TLS file makes scheme-less endpoints secure.
+fn tls_options(config: &Config) -> Result<Option<TlsOptions>> {
+    let any_https = config.server_list.iter().any(|s| s.starts_with("https://"));
+    let any_file = !(config.ca_file.is_empty() && config.cert_file.is_empty());
+    if !any_https && !any_file {
+        return Ok(None);
+    }
+    let mut tls = TlsOptions::new();
+    tls = if config.ca_file.is_empty() {
+        tls.with_native_roots()
+    } else {
+        tls.ca_certificate(Certificate::from_pem(read_certs(
+            &config.ca_file,
+            "ca_file",
+        )?))
+    };
+    if !config.cert_file.is_empty() {
+        let cert = read_certs(&config.cert_file, "cert_file")?;
+        let key = read_pem(&config.key_file, "key_file")?;
+        if PrivateKeyDer::from_pem_slice(&key).is_err() {
+            return Err(bad_pem(
+                "key_file",
+                &config.key_file,
+                "no private key found",
+            ));
+        }
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Ok(Some(tls))
+}
+
+fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
+    config
+        .server_list
+        .iter()
+        .map(|s| {
+            if tls && s.starts_with("http://") {
+                Err(StorageError::invalid_config(format!(
+                    "invalid config field `server_list`: {s} is plaintext http but TLS is configured \
+                     (an https:// endpoint or a TLS file is given); use https:// for every endpoint"
+                )))
+            } else {
+                Ok(s.trim().to_owned())
+            }
+        })
+        .collect()
+}
+
+fn read_pem(path: &str, field: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        StorageError::invalid_config(format!(
+            "invalid config field `{field}`: cannot read {path}: {e}"
+        ))
+    })
+}
+
+fn read_certs(path: &str, field: &str) -> Result<Vec<u8>> {
+    let pem = read_pem(path, field)?;
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        cert.map_err(|e| bad_pem(field, path, e))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(bad_pem(field, path, "no certificate found"));
+    }
+    Ok(pem)
+}
+
+fn bad_pem(field: &str, path: &str, why: impl Display) -> StorageError {
+    StorageError::invalid_config(format!(
+        "invalid config field `{field}`: {path} is not valid PEM: {why}"
+    ))
+}
+
+/// Runs one etcd request within `timeout`, mapping client errors to storage codes.
+pub(crate) async fn call<T>(
+    timeout: Duration,
+    request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, request).await {
+        Ok(result) => result.map_err(from_etcd),
+        Err(_) => Err(StorageError::new(
+            Code::Timeout,
+            format!("etcd request timed out after {} ms", timeout.as_millis()),
+        )),
+    }
+}
+
+fn from_etcd(e: etcd_client::Error) -> StorageError {
+    use etcd_client::Error as E;
+    use tonic::Code as G;
+    let code = match &e {
+        E::GRpcStatus(s) => match s.code() {
+            G::Unavailable => Code::Unreachable,
+            // tonic reports its per-request timeout as Cancelled.
+            G::DeadlineExceeded | G::Cancelled => Code::Timeout,
+            G::InvalidArgument | G::OutOfRange => Code::InvalidArgument,
+            _ => Code::Internal,
+        },
+        E::TransportError(_) | E::IoError(_) => Code::Unreachable,
+        _ => Code::Internal,
+    };
+    StorageError::new(code, e.to_string())
+}

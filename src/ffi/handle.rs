@@ -1,0 +1,238 @@
+//! The `storage` and `storage_health_check` handles.
+
+use std::ffi::c_char;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+
+use super::boundary::{call, guard, opt_str_arg, out_arg, str_arg, Castable};
+use super::bytes::storage_bytes;
+use super::error::{storage_code, storage_error};
+use crate::config::Config;
+use crate::etcd3::HealthCheck;
+use crate::factory::{self, DestroyFunc};
+use crate::storage::{GetOptions, Interface, Result, StorageError};
+
+/// How long destroying a handle waits for background tasks to stop.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A store built from a config: a tokio runtime plus the factory-built store.
+/// Thread-safe: any number of threads may call into one handle at once, except
+/// `storage_destroy`, which must not race any other call on the same handle.
+pub struct storage {
+    _private: [u8; 0],
+}
+
+/// A health check built from a config (Go's `CreateHealthCheck`).
+/// Thread-safe like `storage`.
+pub struct storage_health_check {
+    _private: [u8; 0],
+}
+
+/// What every handle holds: its own runtime, and the process it was made in,
+/// since a fork child has none of the runtime's threads.
+struct Runtime2 {
+    rt: Runtime,
+    pid: u32,
+}
+
+impl Runtime2 {
+    fn new() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("apiserver-storage")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::internal(format!("cannot start the runtime: {e}")))?;
+        Ok(Runtime2 {
+            rt,
+            pid: std::process::id(),
+        })
+    }
+
+    fn forked(&self) -> bool {
+        self.pid != std::process::id()
+    }
+
+    fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        if self.forked() {
+            return Err(StorageError::unsupported(
+                "this handle was created by the parent process; a fork child must create its own",
+            ));
+        }
+        self.rt.block_on(f)
+    }
+
+    /// Drops `inner` inside the runtime, then stops the runtime within a bounded time.
+    fn shutdown<T>(self, inner: T) {
+        if self.forked() {
+            // The runtime's threads live in the parent: joining them would hang.
+            std::mem::forget((self, inner));
+            return;
+        }
+        {
+            let _entered = self.rt.enter();
+            drop(inner);
+        }
+        self.rt.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    }
+}
+
+pub(crate) struct StorageHandle {
+    runtime: Runtime2,
+    store: Arc<dyn Interface>,
+    destroy: DestroyFunc,
+}
+
+impl Castable for storage {
+    type Rust = StorageHandle;
+}
+
+pub(crate) struct HealthCheckHandle {
+    runtime: Runtime2,
+    check: HealthCheck,
+}
+
+impl Castable for storage_health_check {
+    type Rust = HealthCheckHandle;
+}
+
+fn parse_config(config_json: *const c_char) -> Result<Config> {
+    Config::from_json(str_arg(config_json, "config_json")?)
+}
+
+/// Builds a store from a JSON config (Go's `factory.Create`) and writes it to
+/// `*out_storage`. Returns at once: the client connects lazily, and calls made
+/// while etcd is unreachable fail with `STORAGE_ERR_UNREACHABLE` or
+/// `STORAGE_ERR_TIMEOUT` within the configured timeouts.
+/// Free the handle with `storage_destroy`.
+#[no_mangle]
+pub extern "C" fn storage_create(
+    config_json: *const c_char,
+    out_storage: *mut *mut storage,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let out = out_arg(out_storage, "out_storage")?;
+        let config = parse_config(config_json)?;
+        let runtime = Runtime2::new()?;
+        let (store, destroy) = runtime.block_on(factory::create(&config))?;
+        *out = storage::into_raw(StorageHandle {
+            runtime,
+            store,
+            destroy,
+        });
+        Ok(())
+    })
+}
+
+/// Reads `key` (joined onto the configured prefix as Go's `path.Join`; a key
+/// that would leave the prefix is `STORAGE_ERR_INVALID_ARGUMENT`) and writes the
+/// object to `*out_object`: with the `json` codec, the object with
+/// `metadata.resourceVersion` set to etcd's ModRevision.
+///
+/// `resource_version`: NULL, `""` or `"0"` accept any revision; a larger
+/// number than etcd's current revision is `STORAGE_ERR_TIMEOUT`.
+/// A missing key is `STORAGE_ERR_KEY_NOT_FOUND`, or, with `ignore_not_found`,
+/// `STORAGE_OK` with `*out_object = {NULL, 0}`.
+/// Free the object with `storage_bytes_free`.
+#[no_mangle]
+pub extern "C" fn storage_get(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    ignore_not_found: bool,
+    out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let opts = GetOptions {
+            resource_version: opt_str_arg(resource_version, "resource_version")?.to_owned(),
+            ignore_not_found,
+        };
+        let out = out_arg(out_object, "out_object")?;
+        let object = handle.runtime.block_on(handle.store.get(key, &opts))?;
+        *out = object.map_or(storage_bytes::EMPTY, |o| storage_bytes::from_vec(o.data));
+        Ok(())
+    })
+}
+
+/// Checks etcd's health as kube-apiserver's `/healthz/etcd` does: a read of
+/// `<prefix>/health` within `health_timeout_ms`. On failure
+/// `STORAGE_ERR_UNREACHABLE` with `error getting data from etcd: ...`.
+#[no_mangle]
+pub extern "C" fn storage_health(
+    s: *const storage,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        handle.runtime.block_on(handle.store.health())
+    })
+}
+
+/// Go's `DestroyFunc`: closes the client, stops background tasks and the
+/// runtime (within a few seconds, also when etcd is unreachable), and frees the
+/// handle. NULL is a no-op. Must not race any other call on the same handle.
+#[no_mangle]
+pub extern "C" fn storage_destroy(s: *mut storage) {
+    guard((), || {
+        if let Some(handle) = storage::take(s) {
+            let StorageHandle {
+                runtime,
+                store,
+                destroy,
+            } = *handle;
+            runtime.shutdown((store, destroy));
+        }
+    })
+}
+
+/// Builds a health check from a JSON config (Go's `CreateHealthCheck`). Returns
+/// at once, also when etcd is down, and keeps connecting in the background.
+/// Free it with `storage_health_check_destroy`.
+#[no_mangle]
+pub extern "C" fn storage_health_check_create(
+    config_json: *const c_char,
+    out_check: *mut *mut storage_health_check,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let out = out_arg(out_check, "out_check")?;
+        let config = parse_config(config_json)?;
+        let runtime = Runtime2::new()?;
+        let check = runtime.block_on(factory::create_health_check(&config))?;
+        *out = storage_health_check::into_raw(HealthCheckHandle { runtime, check });
+        Ok(())
+    })
+}
+
+/// Runs the check. Until a first background probe has succeeded it fails with
+/// `STORAGE_ERR_UNREACHABLE` and `etcd client connection not yet established`
+/// (or the last connection error); then it does what `storage_health` does.
+#[no_mangle]
+pub extern "C" fn storage_health_check_run(
+    check: *const storage_health_check,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage_health_check::try_ref(check, "check")?;
+        handle.runtime.block_on(handle.check.run())
+    })
+}
+
+/// Stops the check's background work and frees it. NULL is a no-op.
+/// Must not race any other call on the same check.
+#[no_mangle]
+pub extern "C" fn storage_health_check_destroy(check: *mut storage_health_check) {
+    guard((), || {
+        if let Some(handle) = storage_health_check::take(check) {
+            let HealthCheckHandle { runtime, check } = *handle;
+            runtime.shutdown(check);
+        }
+    })
+}

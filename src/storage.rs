@@ -1,0 +1,233 @@
+//! `storage.Interface` and `storage/errors.go`: the operations every backend
+//! implements and the error type carrying Kubernetes' storage error codes.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+/// Error codes: 1–7 are Kubernetes' `storage.ErrCode*`, 100 and up are the library's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    KeyNotFound = 1,
+    KeyExists = 2,
+    ResourceVersionConflicts = 3,
+    InvalidObj = 4,
+    Unreachable = 5,
+    Timeout = 6,
+    CorruptObj = 7,
+    InvalidArgument = 100,
+    InvalidConfig = 101,
+    Unsupported = 102,
+    Internal = 103,
+}
+
+impl Code {
+    /// The text Go's `StorageError.Error()` uses for its own codes.
+    fn go_text(self) -> Option<&'static str> {
+        Some(match self {
+            Code::KeyNotFound => "key not found",
+            Code::KeyExists => "key exists",
+            Code::ResourceVersionConflicts => "resource version conflicts",
+            Code::InvalidObj => "invalid object",
+            Code::Unreachable => "server unreachable",
+            Code::Timeout => "request timeout",
+            Code::CorruptObj => "corrupt object",
+            _ => return None,
+        })
+    }
+}
+
+/// A storage error: a code, a human-readable message, and — as Go's
+/// `StorageError` — the etcd key and resource version involved, when known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageError {
+    pub code: Code,
+    pub message: String,
+    pub key: String,
+    pub resource_version: i64,
+}
+
+impl StorageError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        StorageError {
+            code,
+            message: message.into(),
+            key: String::new(),
+            resource_version: 0,
+        }
+    }
+
+    /// Go's `NewKeyNotFoundError` and friends: the message is formatted as
+    /// `StorageError.Error()` formats it, so logs read the same as kube-apiserver's.
+    pub fn with_key(code: Code, key: &str, resource_version: i64, additional: &str) -> Self {
+        let text = code.go_text().unwrap_or("storage error");
+        StorageError {
+            code,
+            message: format!(
+                "StorageError: {text}, Code: {}, Key: {key}, ResourceVersion: {resource_version}, AdditionalErrorMsg: {additional}",
+                code as i32
+            ),
+            key: key.to_owned(),
+            resource_version,
+        }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidArgument, message)
+    }
+    pub fn invalid_config(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidConfig, message)
+    }
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(Code::Unsupported, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Code::Internal, message)
+    }
+    pub fn key_not_found(key: &str) -> Self {
+        Self::with_key(Code::KeyNotFound, key, 0, "")
+    }
+    /// Stored bytes that cannot be transformed or decoded.
+    pub fn corrupt(key: &str, reason: impl fmt::Display) -> Self {
+        Self::with_key(Code::CorruptObj, key, 0, &reason.to_string())
+    }
+
+    /// Prefixes the message with context, as Go's `fmt.Errorf("...: %v", err)`.
+    pub fn context(mut self, what: &str) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Options of a read, as Go's `storage.GetOptions`.
+#[derive(Clone, Debug, Default)]
+pub struct GetOptions {
+    /// `""`/`"0"`: any revision; otherwise the minimum revision the read must observe.
+    pub resource_version: String,
+    /// Return `Ok(None)` instead of `KeyNotFound`.
+    pub ignore_not_found: bool,
+}
+
+/// An object read from storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    /// The decoded object (or, with the `raw` codec, the transformed bytes).
+    pub data: Vec<u8>,
+    /// etcd's ModRevision of the key: the object's resourceVersion.
+    pub resource_version: i64,
+    /// The value was read with a transformer other than the one new writes use,
+    /// so it should be rewritten (re-encrypted).
+    pub stale: bool,
+}
+
+/// `storage.Interface`: what every backend implements.
+#[async_trait]
+pub trait Interface: Send + Sync {
+    /// Reads `key` (relative to the configured prefix).
+    async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>>;
+
+    /// Whether the backend answers (newer Go's `ReadinessCheck`), bounded by the
+    /// configured health timeout.
+    async fn health(&self) -> Result<()>;
+}
+
+/// Go's `path.Join(prefix, key)` with the prefix itself `path.Join("/", prefix)`,
+/// refusing keys whose cleaned form leaves the prefix.
+pub fn join_key(prefix: &str, key: &str) -> Result<String> {
+    let prefix = clean_path(&format!("/{prefix}"));
+    let joined = clean_path(&format!("{prefix}/{key}"));
+    let inside = prefix == "/"
+        || joined == prefix
+        || (joined.starts_with(&prefix) && joined.as_bytes()[prefix.len()] == b'/');
+    if !inside {
+        return Err(StorageError::invalid_argument(format!(
+            "key {key:?} resolves to {joined:?}, outside the prefix {prefix:?}"
+        )));
+    }
+    Ok(joined)
+}
+
+/// Go's `path.Clean` for rooted paths (every caller passes one).
+pub fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_normalise_like_go() {
+        for p in [
+            "registry",
+            "/registry",
+            "/registry/",
+            "//registry//",
+            "/a/../registry",
+        ] {
+            assert_eq!(
+                join_key(p, "pods/x").unwrap(),
+                "/registry/pods/x",
+                "prefix {p}"
+            );
+        }
+        assert_eq!(join_key("", "/a").unwrap(), "/a");
+        assert_eq!(join_key("/", "//a/../b").unwrap(), "/b");
+    }
+
+    #[test]
+    fn keys_clean_like_go_path_join() {
+        assert_eq!(
+            join_key("/registry", "/configmaps/default/../default/cm").unwrap(),
+            "/registry/configmaps/default/cm"
+        );
+        assert_eq!(join_key("/registry", "//a/../b").unwrap(), "/registry/b");
+        assert_eq!(join_key("/registry", "a/./b/").unwrap(), "/registry/a/b");
+        assert_eq!(join_key("/registry", "").unwrap(), "/registry");
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_prefix() {
+        for k in ["/../../etc", "..", "/a/../../b", "../registry2/x"] {
+            let e = join_key("/registry", k).unwrap_err();
+            assert_eq!(e.code, Code::InvalidArgument, "key {k}");
+        }
+        // A sibling sharing the prefix's leading bytes is still outside.
+        assert!(join_key("/registry", "../registryX/a").is_err());
+        // Going up and back in stays inside.
+        assert_eq!(
+            join_key("/registry", "../registry/a").unwrap(),
+            "/registry/a"
+        );
+    }
+
+    #[test]
+    fn go_error_format() {
+        let e = StorageError::key_not_found("/registry/a");
+        assert_eq!(e.key, "/registry/a");
+        assert_eq!(
+            e.message,
+            "StorageError: key not found, Code: 1, Key: /registry/a, ResourceVersion: 0, AdditionalErrorMsg: "
+        );
+    }
+}
