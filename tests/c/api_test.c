@@ -1,0 +1,372 @@
+/* C-side tests of the ABI, driven by tests/c_api.rs: `api_test CASE ARGS...`.
+ * Each case exits 0 when every check passes. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apiserver_storage.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                   \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                        \
+      fprintf(stderr, "\n");                                               \
+      failures++;                                                          \
+    }                                                                      \
+  } while (0)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int contains(const storage_bytes *b, const char *needle) {
+  size_t n = strlen(needle);
+  if (b->data == NULL || b->len < n) return 0;
+  for (size_t i = 0; i + n <= b->len; i++)
+    if (memcmp(b->data + i, needle, n) == 0) return 1;
+  return 0;
+}
+
+/* Calls expected to fail: checks the code, that the message mentions `needle`,
+ * and frees the error. */
+static void expect_error(storage_code got, storage_error *err, storage_code want, const char *needle,
+                         const char *what) {
+  CHECK(got == want, "%s: code %d, want %d (%s)", what, got, want, storage_error_message(err));
+  CHECK(err != NULL, "%s: no error object", what);
+  CHECK(storage_error_code(err) == want, "%s: error object code %d", what, storage_error_code(err));
+  if (needle != NULL)
+    CHECK(strstr(storage_error_message(err), needle) != NULL, "%s: message %s lacks %s", what,
+          storage_error_message(err), needle);
+  storage_error_free(err);
+}
+
+/* `call` must store its error in the enclosing scope's `err`. */
+#define EXPECT_ERR(call, want, needle, what) \
+  do {                                       \
+    storage_code rc_ = (call);               \
+    expect_error(rc_, err, want, needle, what); \
+    err = NULL;                              \
+  } while (0)
+
+static storage *must_create(const char *config) {
+  storage *s = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_create(config, &s, &err);
+  if (rc != STORAGE_OK) {
+    fprintf(stderr, "storage_create: %d %s\n", rc, storage_error_message(err));
+    exit(2);
+  }
+  return s;
+}
+
+/* roundtrip CONFIG KEY EXPECTED_RV NAME MISSING_FULL_KEY */
+static void case_roundtrip(char **argv) {
+  const char *config = argv[0], *key = argv[1], *rv = argv[2], *name = argv[3], *missing_full = argv[4];
+  storage *s = must_create(config);
+  storage_error *err = NULL;
+  CHECK(storage_health(s, &err) == STORAGE_OK, "health: %s", storage_error_message(err));
+  storage_error_free(err);
+  err = NULL;
+
+  storage_bytes obj = {NULL, 0};
+  storage_code rc = storage_get(s, key, NULL, false, &obj, &err);
+  CHECK(rc == STORAGE_OK, "get: %d %s", rc, storage_error_message(err));
+  storage_error_free(err);
+  err = NULL;
+  char want_rv[64], want_name[256];
+  snprintf(want_rv, sizeof want_rv, "\"resourceVersion\":\"%s\"", rv);
+  snprintf(want_name, sizeof want_name, "\"name\":\"%s\"", name);
+  CHECK(contains(&obj, want_rv), "object lacks %s: %.*s", want_rv, (int)obj.len, (char *)obj.data);
+  CHECK(contains(&obj, want_name), "object lacks %s", want_name);
+  storage_bytes_free(obj);
+
+  /* resource versions: "0", the exact one, one past the current revision, garbage */
+  for (int i = 0; i < 2; i++) {
+    const char *v = i == 0 ? "0" : rv;
+    obj.data = NULL;
+    CHECK(storage_get(s, key, v, false, &obj, NULL) == STORAGE_OK, "get at rv %s", v);
+    storage_bytes_free(obj);
+  }
+  storage_bytes sentinel = {(uint8_t *)&failures, 77};
+  obj = sentinel;
+  rc = storage_get(s, key, "999999999", false, &obj, &err);
+  expect_error(rc, err, STORAGE_ERR_TIMEOUT, "Too large resource version: 999999999, current: ", "rv too large");
+  CHECK(obj.data == sentinel.data && obj.len == 77, "out_object written on failure");
+  rc = storage_get(s, key, "abc", false, &obj, &err);
+  expect_error(rc, err, STORAGE_ERR_INVALID_ARGUMENT, "resourceVersion", "rv malformed");
+  rc = storage_get(s, key, "-5", false, &obj, &err);
+  expect_error(rc, err, STORAGE_ERR_INVALID_ARGUMENT, "resourceVersion", "rv negative");
+
+  /* not found, both ways */
+  rc = storage_get(s, "/missing/key", NULL, false, &obj, &err);
+  CHECK(rc == STORAGE_ERR_KEY_NOT_FOUND, "missing: %d", rc);
+  CHECK(strcmp(storage_error_key(err), missing_full) == 0, "missing key in error: %s", storage_error_key(err));
+  CHECK(storage_error_resource_version(err) == 0, "rv of not found");
+  storage_error_free(err);
+  CHECK(storage_get(s, "/missing/key", NULL, false, &obj, NULL) == STORAGE_ERR_KEY_NOT_FOUND,
+        "missing without out_error");
+  CHECK(obj.data == sentinel.data, "out_object written on failure");
+  rc = storage_get(s, "/missing/key", NULL, true, &obj, &err);
+  CHECK(rc == STORAGE_OK, "ignore_not_found: %d", rc);
+  CHECK(obj.data == NULL && obj.len == 0, "ignore_not_found gives {NULL, 0}");
+  storage_bytes_free(obj);
+
+  /* keys that leave the prefix */
+  rc = storage_get(s, "/../../etc/passwd", NULL, false, &obj, &err);
+  expect_error(rc, err, STORAGE_ERR_INVALID_ARGUMENT, "outside the prefix", "escaping key");
+  storage_destroy(s);
+}
+
+/* raw CONFIG KEY EXPECTED_BYTES */
+static void case_raw(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_bytes obj = {NULL, 0};
+  storage_error *err = NULL;
+  storage_code rc = storage_get(s, argv[1], "", false, &obj, &err);
+  CHECK(rc == STORAGE_OK, "get: %s", storage_error_message(err));
+  CHECK(obj.len == strlen(argv[2]) && memcmp(obj.data, argv[2], obj.len) == 0, "raw bytes differ: %.*s",
+        (int)obj.len, (char *)obj.data);
+  storage_bytes_free(obj);
+  storage_destroy(s);
+}
+
+/* corrupt CONFIG KEY FULL_KEY */
+static void case_corrupt(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_bytes obj = {NULL, 0};
+  storage_error *err = NULL;
+  storage_code rc = storage_get(s, argv[1], NULL, false, &obj, &err);
+  CHECK(rc == STORAGE_ERR_CORRUPT_OBJ, "code %d", rc);
+  CHECK(strcmp(storage_error_key(err), argv[2]) == 0, "key %s", storage_error_key(err));
+  CHECK(strstr(storage_error_message(err), argv[2]) != NULL, "message names the key: %s",
+        storage_error_message(err));
+  storage_error_free(err);
+  storage_destroy(s);
+}
+
+/* nulls CONFIG: every NULL argument of every function */
+static void case_nulls(char **argv) {
+  const char *config = argv[0];
+  storage *s = NULL;
+  storage_health_check *hc = NULL;
+  storage_error *err = NULL;
+  storage_bytes obj = {NULL, 0};
+
+  EXPECT_ERR(storage_create(NULL, &s, &err), STORAGE_ERR_INVALID_ARGUMENT, "config_json", "create NULL config");
+  EXPECT_ERR(storage_create(config, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_storage", "create NULL out");
+  CHECK(storage_create(NULL, &s, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "create NULL, NULL error");
+  CHECK(s == NULL, "out_storage written on failure");
+  EXPECT_ERR(storage_health_check_create(NULL, &hc, &err), STORAGE_ERR_INVALID_ARGUMENT, "config_json",
+               "check create NULL config");
+  EXPECT_ERR(storage_health_check_create(config, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_check",
+               "check create NULL out");
+  EXPECT_ERR(storage_health_check_run(NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "check", "check run NULL");
+
+  s = must_create(config);
+  EXPECT_ERR(storage_get(NULL, "/k", NULL, false, &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage",
+               "get NULL storage");
+  EXPECT_ERR(storage_get(s, NULL, NULL, false, &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "key",
+               "get NULL key");
+  EXPECT_ERR(storage_get(s, "/k", NULL, false, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_object",
+               "get NULL out");
+  CHECK(storage_get(s, "/k", NULL, false, NULL, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "get all NULL");
+  EXPECT_ERR(storage_health(NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "health NULL");
+  CHECK(storage_health(NULL, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "health NULL, NULL");
+
+  /* invalid UTF-8 in the key and in the resource version */
+  const char bad_utf8[] = {'/', 'a', (char)0xff, (char)0xfe, 0};
+  EXPECT_ERR(storage_get(s, bad_utf8, NULL, false, &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "UTF-8",
+               "invalid UTF-8 key");
+  EXPECT_ERR(storage_get(s, "/k", bad_utf8, false, &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "UTF-8",
+               "invalid UTF-8 rv");
+  EXPECT_ERR(storage_create(bad_utf8, &s, &err), STORAGE_ERR_INVALID_ARGUMENT, "UTF-8",
+               "invalid UTF-8 config");
+
+  /* NULL-tolerant accessors and destructors */
+  CHECK(storage_error_code(NULL) == STORAGE_ERR_INVALID_ARGUMENT, "error_code(NULL)");
+  CHECK(strcmp(storage_error_message(NULL), "") == 0, "error_message(NULL)");
+  CHECK(strcmp(storage_error_key(NULL), "") == 0, "error_key(NULL)");
+  CHECK(storage_error_resource_version(NULL) == 0, "error_rv(NULL)");
+  storage_error_free(NULL);
+  storage_bytes_free(obj); /* {NULL, 0} */
+  storage_destroy(NULL);
+  storage_health_check_destroy(NULL);
+  CHECK(strlen(storage_version()) > 0, "version");
+  storage_destroy(s);
+}
+
+/* configs ENDPOINT: malformed configs give INVALID_CONFIG naming the problem */
+static void case_configs(char **argv) {
+  const char *endpoint = argv[0];
+  char buf[1024];
+  struct {
+    const char *fmt;
+    storage_code code;
+    const char *needle;
+  } cases[] = {
+      {"{\"server_list\":[\"%s\"]", STORAGE_ERR_INVALID_CONFIG, "invalid config"},
+      {"{\"server_list\":[\"%s\"],\"colour\":\"blue\"}", STORAGE_ERR_INVALID_CONFIG, "unknown field `colour`"},
+      {"{\"server_list\":[\"%s\"],\"quorum\":1}", STORAGE_ERR_INVALID_CONFIG, "`quorum`"},
+      {"{\"server_list\":[\"%s\"],\"type\":\"zookeeper\"}", STORAGE_ERR_INVALID_CONFIG,
+       "unknown storage type: zookeeper"},
+      {"{\"server_list\":[\"%s\"],\"type\":\"etcd2\"}", STORAGE_ERR_UNSUPPORTED, "etcd2"},
+      {"{\"server_list\":[],\"x\":\"%s\"}", STORAGE_ERR_INVALID_CONFIG, "unknown field `x`"},
+      {"{\"server_list\":[\"%s\"],\"ca_file\":\"/nonexistent/ca.pem\"}", STORAGE_ERR_INVALID_CONFIG, "ca_file"},
+      {"{\"server_list\":[\"%s\"],\"ca_file\":\"/etc/hostname\"}", STORAGE_ERR_INVALID_CONFIG, "not valid PEM"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(buf, sizeof buf, cases[i].fmt, endpoint);
+    storage *s = NULL;
+    storage_error *err = NULL;
+    EXPECT_ERR(storage_create(buf, &s, &err), cases[i].code, cases[i].needle, buf);
+    CHECK(s == NULL, "out written on failure: %s", buf);
+    storage_health_check *hc = NULL;
+    EXPECT_ERR(storage_health_check_create(buf, &hc, &err), cases[i].code, cases[i].needle, buf);
+    CHECK(hc == NULL, "check out written on failure: %s", buf);
+  }
+  {
+    storage *s = NULL;
+    storage_error *err = NULL;
+    EXPECT_ERR(storage_create("{\"server_list\":[]}", &s, &err), STORAGE_ERR_INVALID_CONFIG, "server_list",
+                 "empty server_list");
+  }
+}
+
+/* threads CONFIG KEY RV ITERATIONS: 16 threads x ITERATIONS gets on one handle */
+struct thread_arg {
+  storage *s;
+  const char *key;
+  const char *want;
+  int iterations;
+  int bad;
+};
+
+static void *reader(void *p) {
+  struct thread_arg *a = p;
+  for (int i = 0; i < a->iterations; i++) {
+    storage_bytes obj = {NULL, 0};
+    storage_error *err = NULL;
+    storage_code rc = storage_get(a->s, a->key, NULL, false, &obj, &err);
+    if (rc != STORAGE_OK || !contains(&obj, a->want)) {
+      if (a->bad++ == 0) fprintf(stderr, "thread read failed: %d %s\n", rc, storage_error_message(err));
+    }
+    storage_error_free(err);
+    storage_bytes_free(obj);
+  }
+  return NULL;
+}
+
+static void case_threads(char **argv) {
+  storage *s = must_create(argv[0]);
+  char want[64];
+  snprintf(want, sizeof want, "\"resourceVersion\":\"%s\"", argv[2]);
+  pthread_t t[16];
+  struct thread_arg args[16];
+  for (int i = 0; i < 16; i++) {
+    args[i] = (struct thread_arg){s, argv[1], want, atoi(argv[3]), 0};
+    CHECK(pthread_create(&t[i], NULL, reader, &args[i]) == 0, "pthread_create");
+  }
+  int bad = 0;
+  for (int i = 0; i < 16; i++) {
+    pthread_join(t[i], NULL);
+    bad += args[i].bad;
+  }
+  CHECK(bad == 0, "%d of %d reads failed", bad, 16 * args[0].iterations);
+  printf("%d reads checked\n", 16 * args[0].iterations);
+  storage_destroy(s);
+}
+
+/* down CONFIG HEALTH_TIMEOUT_S REQUEST_TIMEOUT_S: etcd is not running */
+static void case_down(char **argv) {
+  double health_timeout = atof(argv[1]), request_timeout = atof(argv[2]);
+  double t0 = now_s();
+  storage *s = must_create(argv[0]);
+  CHECK(now_s() - t0 < 2.0, "create took %.2fs while etcd is down", now_s() - t0);
+
+  storage_error *err = NULL;
+  t0 = now_s();
+  storage_code rc = storage_health(s, &err);
+  double took = now_s() - t0;
+  expect_error(rc, err, STORAGE_ERR_UNREACHABLE, "error getting data from etcd: ", "health while down");
+  CHECK(took < health_timeout + 1.0, "health took %.2fs", took);
+
+  storage_bytes obj = {NULL, 0};
+  t0 = now_s();
+  rc = storage_get(s, "/a", NULL, false, &obj, &err);
+  took = now_s() - t0;
+  CHECK(rc == STORAGE_ERR_UNREACHABLE || rc == STORAGE_ERR_TIMEOUT, "get while down: %d %s", rc,
+        storage_error_message(err));
+  storage_error_free(err);
+  CHECK(took < request_timeout + 1.0, "get took %.2fs", took);
+
+  t0 = now_s();
+  storage_destroy(s);
+  CHECK(now_s() - t0 < 3.0, "destroy took %.2fs", now_s() - t0);
+}
+
+/* check_wait CONFIG: a health check created while etcd is down turns healthy
+ * once the driver starts etcd (after reading "created" from our stdout). */
+static void case_check_wait(char **argv) {
+  storage_health_check *hc = NULL;
+  storage_error *err = NULL;
+  double t0 = now_s();
+  storage_code rc = storage_health_check_create(argv[0], &hc, &err);
+  CHECK(rc == STORAGE_OK, "check create: %s", storage_error_message(err));
+  CHECK(now_s() - t0 < 2.0, "check create blocked %.2fs", now_s() - t0);
+  if (rc != STORAGE_OK) return;
+  rc = storage_health_check_run(hc, &err);
+  expect_error(rc, err, STORAGE_ERR_UNREACHABLE, NULL, "check before etcd starts");
+  printf("created\n");
+  fflush(stdout);
+  t0 = now_s();
+  for (;;) {
+    rc = storage_health_check_run(hc, &err);
+    if (rc == STORAGE_OK) break;
+    storage_error_free(err);
+    err = NULL;
+    if (now_s() - t0 > 30) break;
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK(rc == STORAGE_OK, "check never turned healthy");
+  printf("healthy after %.2fs\n", now_s() - t0);
+  t0 = now_s();
+  storage_health_check_destroy(hc);
+  CHECK(now_s() - t0 < 3.0, "check destroy took %.2fs", now_s() - t0);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: api_test CASE ARGS...\n");
+    return 2;
+  }
+  static const struct {
+    const char *name;
+    int nargs;
+    void (*run)(char **);
+  } cases[] = {
+      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt},
+      {"nulls", 1, case_nulls},         {"configs", 1, case_configs}, {"threads", 4, case_threads},
+      {"down", 3, case_down},           {"check_wait", 1, case_check_wait},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (strcmp(argv[1], cases[i].name) == 0) {
+      if (argc - 2 != cases[i].nargs) {
+        fprintf(stderr, "%s takes %d arguments\n", cases[i].name, cases[i].nargs);
+        return 2;
+      }
+      cases[i].run(argv + 2);
+      if (failures) fprintf(stderr, "%d checks failed\n", failures);
+      return failures ? 1 : 0;
+    }
+  }
+  fprintf(stderr, "unknown case %s\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,103 @@
+//! Compiling C programs against the committed header and the built library,
+//! and running them under valgrind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/<profile>`, where cargo put the cdylib this test was built with.
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("libapiserver_storage.so").exists(),
+        "libapiserver_storage.so not found in {dir:?}"
+    );
+    dir
+}
+
+/// Compiles `sources` (paths relative to the crate) into an executable linked
+/// against the shared library; warnings are errors.
+pub fn compile_c(sources: &[&str], out_name: &str, extra: &[&str]) -> PathBuf {
+    let lib = lib_dir();
+    let out = lib.join(format!("ctest-{out_name}"));
+    let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cmd.args([
+        "-std=c99",
+        "-D_POSIX_C_SOURCE=200809L",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-g",
+    ])
+    .arg("-I")
+    .arg(manifest_dir().join("include"));
+    for s in sources {
+        cmd.arg(manifest_dir().join(s));
+    }
+    cmd.arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    cmd.args(["-lapiserver_storage", "-lpthread"])
+        .args(extra)
+        .arg("-o")
+        .arg(&out);
+    let output = cmd.output().expect("run the C compiler");
+    assert!(
+        output.status.success(),
+        "compiling {sources:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// A command running a compiled C program under valgrind (memcheck; any error
+/// or definite leak exits 99) unless `STORAGE_TEST_VALGRIND=0`.
+pub fn c_command(program: &Path) -> Command {
+    if std::env::var("STORAGE_TEST_VALGRIND").is_ok_and(|v| v == "0") {
+        return Command::new(program);
+    }
+    let mut c = Command::new("valgrind");
+    c.args([
+        "--quiet",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+        "--show-leak-kinds=definite",
+    ])
+    .arg(program);
+    c
+}
+
+/// Runs a compiled C program through `c_command`, failing on valgrind errors.
+pub fn run_c(program: &Path, args: &[&str]) -> Output {
+    let output = c_command(program)
+        .args(args)
+        .output()
+        .expect("run the C test program (is valgrind installed?)");
+    assert_no_valgrind_errors(&output);
+    output
+}
+
+pub fn assert_no_valgrind_errors(output: &Output) {
+    assert!(
+        output.status.code() != Some(99),
+        "valgrind found errors:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Asserts the program exited 0, showing its output otherwise.
+pub fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
