@@ -104,6 +104,25 @@ typedef struct storage_bytes {
   size_t len;
 } storage_bytes;
 
+/**
+ * What `storage_get_with_info` reports besides the object.
+ */
+typedef struct storage_object_info {
+  /**
+   * false when the key was missing and `ignore_not_found` was set.
+   */
+  bool found;
+  /**
+   * etcd's ModRevision of the key (the object's resourceVersion), or 0.
+   */
+  int64_t resource_version;
+  /**
+   * The value was not written with the transformer new writes use (an
+   * older key or provider of the encryption config): rewrite it to re-encrypt.
+   */
+  bool stale;
+} storage_object_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -164,7 +183,8 @@ enum storage_code storage_create(const char *config_json,
  * `resource_version`: NULL, `""` or `"0"` accept any revision; a larger
  * number than etcd's current revision is `STORAGE_ERR_TIMEOUT`.
  * A missing key is `STORAGE_ERR_KEY_NOT_FOUND`, or, with `ignore_not_found`,
- * `STORAGE_OK` with `*out_object = {NULL, 0}`.
+ * `STORAGE_OK` with `*out_object = {NULL, 0}`. Stored bytes that cannot be
+ * decrypted or decoded are `STORAGE_ERR_CORRUPT_OBJ`.
  * Free the object with `storage_bytes_free`.
  */
 enum storage_code storage_get(const struct storage *s,
@@ -173,6 +193,18 @@ enum storage_code storage_get(const struct storage *s,
                               bool ignore_not_found,
                               struct storage_bytes *out_object,
                               struct storage_error **out_error);
+
+/**
+ * `storage_get`, also writing to `*out_info` (when not NULL) whether the key
+ * was found, its resourceVersion and whether its stored value is stale.
+ */
+enum storage_code storage_get_with_info(const struct storage *s,
+                                        const char *key,
+                                        const char *resource_version,
+                                        bool ignore_not_found,
+                                        struct storage_bytes *out_object,
+                                        struct storage_object_info *out_info,
+                                        struct storage_error **out_error);
 
 /**
  * Checks etcd's health as kube-apiserver's `/healthz/etcd` does: a read of

@@ -2,6 +2,7 @@
 
 use std::ffi::c_char;
 use std::future::Future;
+use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,7 +137,8 @@ pub extern "C" fn storage_create(
 /// `resource_version`: NULL, `""` or `"0"` accept any revision; a larger
 /// number than etcd's current revision is `STORAGE_ERR_TIMEOUT`.
 /// A missing key is `STORAGE_ERR_KEY_NOT_FOUND`, or, with `ignore_not_found`,
-/// `STORAGE_OK` with `*out_object = {NULL, 0}`.
+/// `STORAGE_OK` with `*out_object = {NULL, 0}`. Stored bytes that cannot be
+/// decrypted or decoded are `STORAGE_ERR_CORRUPT_OBJ`.
 /// Free the object with `storage_bytes_free`.
 #[no_mangle]
 pub extern "C" fn storage_get(
@@ -145,6 +147,41 @@ pub extern "C" fn storage_get(
     resource_version: *const c_char,
     ignore_not_found: bool,
     out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    storage_get_with_info(
+        s,
+        key,
+        resource_version,
+        ignore_not_found,
+        out_object,
+        ptr::null_mut(),
+        out_error,
+    )
+}
+
+/// What `storage_get_with_info` reports besides the object.
+#[repr(C)]
+pub struct storage_object_info {
+    /// false when the key was missing and `ignore_not_found` was set.
+    pub found: bool,
+    /// etcd's ModRevision of the key (the object's resourceVersion), or 0.
+    pub resource_version: i64,
+    /// The value was not written with the transformer new writes use (an
+    /// older key or provider of the encryption config): rewrite it to re-encrypt.
+    pub stale: bool,
+}
+
+/// `storage_get`, also writing to `*out_info` (when not NULL) whether the key
+/// was found, its resourceVersion and whether its stored value is stale.
+#[no_mangle]
+pub extern "C" fn storage_get_with_info(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    ignore_not_found: bool,
+    out_object: *mut storage_bytes,
+    out_info: *mut storage_object_info,
     out_error: *mut *mut storage_error,
 ) -> storage_code {
     call(out_error, || {
@@ -156,6 +193,14 @@ pub extern "C" fn storage_get(
         };
         let out = out_arg(out_object, "out_object")?;
         let object = handle.runtime.block_on(handle.store.get(key, &opts))?;
+        // SAFETY: a non-NULL `out_info` points to writable memory.
+        if let Some(info) = unsafe { out_info.as_mut() } {
+            *info = storage_object_info {
+                found: object.is_some(),
+                resource_version: object.as_ref().map_or(0, |o| o.resource_version),
+                stale: object.as_ref().is_some_and(|o| o.stale),
+            };
+        }
         *out = object.map_or(storage_bytes::EMPTY, |o| storage_bytes::from_vec(o.data));
         Ok(())
     })

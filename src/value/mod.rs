@@ -5,7 +5,20 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use rand::rngs::OsRng;
+use rand::RngCore;
+
+use crate::storage::StorageError;
+
+pub mod aescbc;
+pub mod aesgcm;
+pub mod config;
 pub mod identity;
+pub mod prefix;
+pub mod secretbox;
+
+#[cfg(test)]
+mod testutil;
 
 /// Why stored bytes could not be transformed. Never contains key material.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +27,17 @@ pub struct TransformError(pub String);
 impl fmt::Display for TransformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl TransformError {
+    fn new(message: impl Into<String>) -> Self {
+        TransformError(message.into())
+    }
+
+    /// Go's transformers all report a value too short for its nonce this way.
+    fn too_short() -> Self {
+        Self::new("the stored data was shorter than the required size")
     }
 }
 
@@ -40,16 +64,46 @@ pub fn identity() -> Arc<dyn Transformer> {
     Arc::new(identity::Identity)
 }
 
-pub mod config;
-
-/// The transformer a config describes; `None` is identity.
+/// The transformer a store's config asks for: identity when there is none.
 pub fn from_config(
     cfg: Option<&config::TransformerConfig>,
-) -> Result<Arc<dyn Transformer>, crate::storage::StorageError> {
+) -> Result<Arc<dyn Transformer>, StorageError> {
     match cfg {
         None => Ok(identity()),
-        Some(_) => Err(crate::storage::StorageError::unsupported(
-            "transformers are not supported yet",
-        )),
+        Some(cfg) => cfg.build(),
     }
+}
+
+/// The key lengths AES takes, as kube-apiserver's validation lists them.
+const AES_KEY_SIZES: &str = "16, 24 or 32";
+
+/// A key whose length the cipher does not take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidKeySize {
+    /// The length that was given, in bytes.
+    pub len: usize,
+    /// The lengths the cipher takes, for the message ("16, 24 or 32").
+    pub expected: &'static str,
+}
+
+impl fmt::Display for InvalidKeySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "key size {} is invalid, must be {} bytes",
+            self.len, self.expected
+        )
+    }
+}
+
+impl std::error::Error for InvalidKeySize {}
+
+/// Fills a new nonce or IV from the operating system's generator, as Go's
+/// `crypto/rand`: a nonce must never repeat under one key.
+fn random_bytes<const N: usize>() -> Result<[u8; N], TransformError> {
+    let mut out = [0u8; N];
+    OsRng
+        .try_fill_bytes(&mut out)
+        .map_err(|_| TransformError::new("unable to read sufficient random bytes"))?;
+    Ok(out)
 }

@@ -151,6 +151,29 @@ static void case_corrupt(char **argv) {
   storage_destroy(s);
 }
 
+/* info CONFIG KEY RV NAME STALE: storage_get_with_info reports the object's state */
+static void case_info(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_bytes obj = {NULL, 0};
+  storage_object_info info = {false, -1, false};
+  storage_error *err = NULL;
+  storage_code rc = storage_get_with_info(s, argv[1], NULL, false, &obj, &info, &err);
+  CHECK(rc == STORAGE_OK, "get: %d %s", rc, storage_error_message(err));
+  storage_error_free(err);
+  char want_name[256];
+  snprintf(want_name, sizeof want_name, "\"name\":\"%s\"", argv[3]);
+  CHECK(contains(&obj, want_name), "object lacks %s: %.*s", want_name, (int)obj.len, (char *)obj.data);
+  CHECK(info.found, "found");
+  CHECK(info.resource_version == atoll(argv[2]), "rv %lld", (long long)info.resource_version);
+  CHECK(info.stale == (argv[4][0] == '1'), "stale %d", info.stale);
+  storage_bytes_free(obj);
+
+  obj.data = NULL;
+  rc = storage_get_with_info(s, "/no/such/key", NULL, true, &obj, &info, NULL);
+  CHECK(rc == STORAGE_OK && !info.found && info.resource_version == 0 && obj.data == NULL, "missing, ignored");
+  storage_destroy(s);
+}
+
 /* nulls CONFIG: every NULL argument of every function */
 static void case_nulls(char **argv) {
   const char *config = argv[0];
@@ -177,6 +200,10 @@ static void case_nulls(char **argv) {
   EXPECT_ERR(storage_get(s, "/k", NULL, false, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_object",
                "get NULL out");
   CHECK(storage_get(s, "/k", NULL, false, NULL, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "get all NULL");
+  EXPECT_ERR(storage_get_with_info(NULL, "/k", NULL, false, &obj, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT,
+             "storage", "get_with_info NULL storage");
+  EXPECT_ERR(storage_get_with_info(s, "/k", NULL, false, NULL, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT,
+             "out_object", "get_with_info NULL out");
   EXPECT_ERR(storage_health(NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "health NULL");
   CHECK(storage_health(NULL, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "health NULL, NULL");
 
@@ -352,7 +379,7 @@ int main(int argc, char **argv) {
     int nargs;
     void (*run)(char **);
   } cases[] = {
-      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt},
+      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info},
       {"nulls", 1, case_nulls},         {"configs", 1, case_configs}, {"threads", 4, case_threads},
       {"down", 3, case_down},           {"check_wait", 1, case_check_wait},
   };
