@@ -177,6 +177,14 @@ fn encrypted_values_through_the_c_abi() {
             etcd.put(&format!("{}{key}", v.prefix), &bytes);
             run(&["corrupt", &config, &key, &format!("{}{key}", v.prefix)]);
         }
+        // The right key name with the wrong key material, as an inline provider list.
+        let wrong = etcd.config(&format!(
+            r#""prefix":"{}","transformer":{{"providers":[{{"{}":{{"keys":[{{"name":"key1","secret":"{}"}}]}}}}]}}"#,
+            v.prefix,
+            v.written_by,
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+        ));
+        run(&["corrupt", &wrong, &v.key, &v.etcd_key]);
         // Moved to another key: only aesgcm authenticates the key.
         let moved = format!("{}-moved", v.key);
         let moved_rv = etcd.put(&format!("{}{moved}", v.prefix), &v.stored);

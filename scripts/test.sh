@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test: unit tests, etcd-backed integration tests, the C tests under
+# valgrind, the examples (C and Go), and the check that the committed header
+# is what cbindgen generates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --all-targets
+if [ -d .git ] && ! git diff --quiet -- include/apiserver_storage.h; then
+  echo "include/apiserver_storage.h differs from a fresh cbindgen generation:" >&2
+  git --no-pager diff -- include/apiserver_storage.h >&2
+  exit 1
+fi
+cargo test
