@@ -59,6 +59,11 @@ typedef enum storage_code {
    */
   STORAGE_ERR_CORRUPT_OBJ = 7,
   /**
+   * The requested revision was compacted away (Kubernetes' 410 Gone,
+   * "resource version too old"): list again, without a continue token.
+   */
+  STORAGE_ERR_EXPIRED = 8,
+  /**
    * A NULL pointer, invalid UTF-8, or a malformed key or resource version.
    */
   STORAGE_ERR_INVALID_ARGUMENT = 100,
@@ -122,6 +127,35 @@ typedef struct storage_object_info {
    */
   bool stale;
 } storage_object_info;
+
+/**
+ * Preconditions of a delete or update (Go's `storage.Preconditions`): a
+ * NULL field is not checked. A mismatch is `STORAGE_ERR_INVALID_OBJ`.
+ */
+typedef struct storage_preconditions {
+  /**
+   * The object's `metadata.uid` must equal this.
+   */
+  const char *uid;
+  /**
+   * The object's resourceVersion must equal this.
+   */
+  const char *resource_version;
+} storage_preconditions;
+
+/**
+ * The update function of `storage_guaranteed_update`. It receives the current
+ * object (`current == NULL`, `current_len == 0` when the key is absent and
+ * `ignore_not_found` was set) and returns `STORAGE_OK` with the new object in
+ * `*out_new`/`*out_new_len` — memory the caller owns, which must stay valid
+ * until the callback is called again or `storage_guaranteed_update` returns —
+ * or any other code to abort the update with that code.
+ */
+typedef enum storage_code (*storage_update_fn)(void *user_data,
+                                               const uint8_t *current,
+                                               size_t current_len,
+                                               const uint8_t **out_new,
+                                               size_t *out_new_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -242,6 +276,85 @@ enum storage_code storage_health_check_run(const struct storage_health_check *ch
  * Must not race any other call on the same check.
  */
 void storage_health_check_destroy(struct storage_health_check *check);
+
+/**
+ * Go's `Create`: writes the object at `key` only if the key does not exist
+ * (`STORAGE_ERR_KEY_EXISTS` otherwise). With the `json` codec the object must
+ * not carry `metadata.resourceVersion` (`STORAGE_ERR_INVALID_OBJ`);
+ * `resourceVersion` and `selfLink` are not stored. The value is encrypted with
+ * the first configured provider. `ttl_seconds` > 0 attaches a (shared) lease.
+ * Writes the stored object, with its new resourceVersion, to `*out_object`
+ * (when not NULL); free it with `storage_bytes_free`.
+ */
+enum storage_code storage_create_object(const struct storage *s,
+                                        const char *key,
+                                        const uint8_t *object,
+                                        size_t object_len,
+                                        int64_t ttl_seconds,
+                                        struct storage_bytes *out_object,
+                                        struct storage_error **out_error);
+
+/**
+ * Go's `Delete`: deletes `key` and writes the deleted object to `*out_object`
+ * (when not NULL). With `preconditions` (NULL for none), the current object is
+ * checked first and deleted only if unchanged since, retrying on a concurrent
+ * change. A missing key is `STORAGE_ERR_KEY_NOT_FOUND`.
+ */
+enum storage_code storage_delete(const struct storage *s,
+                                 const char *key,
+                                 const struct storage_preconditions *preconditions,
+                                 struct storage_bytes *out_object,
+                                 struct storage_error **out_error);
+
+/**
+ * Go's `GuaranteedUpdate`: reads `key`, calls `try_update` with the current
+ * object, and writes the result only if the key's ModRevision is unchanged,
+ * calling `try_update` again with the new current object otherwise. The write
+ * is skipped when the new object equals the stored one and the stored value is
+ * not stale (a stale value is always rewritten: this is how data moves to the
+ * current encryption key). Writes the resulting object to `*out_object` (when
+ * not NULL).
+ *
+ * `try_update` runs on the calling thread, possibly several times; it must not
+ * call this handle's blocking functions (they would fail with
+ * `STORAGE_ERR_INTERNAL`). A code other than `STORAGE_OK` from it aborts the
+ * update and is returned.
+ */
+enum storage_code storage_guaranteed_update(const struct storage *s,
+                                            const char *key,
+                                            bool ignore_not_found,
+                                            const struct storage_preconditions *preconditions,
+                                            storage_update_fn try_update,
+                                            void *user_data,
+                                            struct storage_bytes *out_object,
+                                            struct storage_error **out_error);
+
+/**
+ * Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
+ * order, as one JSON object:
+ * `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
+ * `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
+ * back as `continue_token` for the next page (Kubernetes' token format).
+ * `resource_version` as in Kubernetes (NULL/`""`: latest). A compacted revision
+ * is `STORAGE_ERR_EXPIRED`; an object that cannot be decrypted or decoded
+ * fails the list with `STORAGE_ERR_CORRUPT_OBJ` naming its key. Not available
+ * with the `raw` codec (`STORAGE_ERR_UNSUPPORTED`).
+ */
+enum storage_code storage_list(const struct storage *s,
+                               const char *key,
+                               const char *resource_version,
+                               int64_t limit,
+                               const char *continue_token,
+                               struct storage_bytes *out_list,
+                               struct storage_error **out_error);
+
+/**
+ * Go's `Count`: how many objects are under `key` (a directory).
+ */
+enum storage_code storage_count(const struct storage *s,
+                                const char *key,
+                                int64_t *out_count,
+                                struct storage_error **out_error);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,8 +1,8 @@
 //! `storagebackend/factory`: building a store and a health check from a config.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::codec::Codec;
 use crate::config::{Config, StorageType};
 use crate::etcd3;
 use crate::storage::{Interface, Result, StorageError};
@@ -22,17 +22,18 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
         StorageType::Etcd3 => {
             let transformer = value::from_config(config.transformer.as_ref())?;
             let client = etcd3::new_client(config).await?;
-            let store = etcd3::Store::new(
-                client.clone(),
-                &config.prefix,
-                config.quorum,
-                transformer,
-                Codec::new(config.codec),
-                config.request_timeout(),
-                config.health_timeout(),
-            );
-            // Dropping the last clone of the client closes its connections.
-            let destroy: DestroyFunc = Box::new(move || drop(client));
+            let store = etcd3::Store::new(client.clone(), config, transformer);
+            let compactor = (config.compaction_interval_s > 0).then(|| {
+                let interval = Duration::from_secs(config.compaction_interval_s);
+                etcd3::start_compactor(client.clone(), interval, config.request_timeout())
+            });
+            let destroy: DestroyFunc = Box::new(move || {
+                if let Some(compactor) = compactor {
+                    compactor.abort();
+                }
+                // Dropping the last clone of the client closes its connections.
+                drop(client);
+            });
             Ok((Arc::new(store), destroy))
         }
     }

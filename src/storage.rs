@@ -15,6 +15,8 @@ pub enum Code {
     Unreachable = 5,
     Timeout = 6,
     CorruptObj = 7,
+    /// The requested revision was compacted away (Kubernetes' 410 Gone): relist.
+    Expired = 8,
     InvalidArgument = 100,
     InvalidConfig = 101,
     Unsupported = 102,
@@ -32,6 +34,7 @@ impl Code {
             Code::Unreachable => "server unreachable",
             Code::Timeout => "request timeout",
             Code::CorruptObj => "corrupt object",
+            Code::Expired => "resource version expired",
             _ => return None,
         })
     }
@@ -130,6 +133,40 @@ pub struct Object {
     pub stale: bool,
 }
 
+/// Go's `storage.Preconditions`: checked against the current object before a
+/// delete or update; a mismatch is `InvalidObj`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// Options of a list, as Go's `ListOptions` and `SelectionPredicate` paging fields.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// `""`: the latest revision; `"0"`: any; `N`: exactly revision N when paging.
+    pub resource_version: String,
+    /// At most this many items per call when paging is enabled; 0: all.
+    pub limit: i64,
+    /// A continue token from a previous page.
+    pub continue_token: String,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListResult {
+    /// Decoded items in key order.
+    pub items: Vec<Object>,
+    /// The revision the list was read at.
+    pub resource_version: i64,
+    /// Non-empty when more items remain: pass it back to continue.
+    pub continue_token: String,
+}
+
+/// The `tryUpdate` of `GuaranteedUpdate`: given the current object (decoded, with
+/// its resourceVersion; `None` when absent and ignored), returns the new object.
+pub type TryUpdate<'a> = dyn FnMut(Option<&Object>) -> Result<Vec<u8>> + Send + 'a;
+
 /// `storage.Interface`: what every backend implements.
 #[async_trait]
 pub trait Interface: Send + Sync {
@@ -139,6 +176,28 @@ pub trait Interface: Send + Sync {
     /// Whether the backend answers (newer Go's `ReadinessCheck`), bounded by the
     /// configured health timeout.
     async fn health(&self) -> Result<()>;
+
+    /// Writes `object` at `key` if the key does not exist; `ttl` > 0 attaches a
+    /// lease. Returns the stored object with its new resourceVersion.
+    async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object>;
+
+    /// Deletes `key`, returning the deleted object.
+    async fn delete(&self, key: &str, preconditions: Option<&Preconditions>) -> Result<Object>;
+
+    /// The compare-and-swap loop of Go's `GuaranteedUpdate`; returns the stored object.
+    async fn guaranteed_update(
+        &self,
+        key: &str,
+        ignore_not_found: bool,
+        preconditions: Option<&Preconditions>,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<Object>;
+
+    /// Lists the objects under `key` (as a directory: `key + "/"`).
+    async fn list(&self, key: &str, opts: &ListOptions) -> Result<ListResult>;
+
+    /// Counts the objects under `key` (as a directory).
+    async fn count(&self, key: &str) -> Result<i64>;
 }
 
 /// Go's `path.Join(prefix, key)` with the prefix itself `path.Join("/", prefix)`,

@@ -2,6 +2,7 @@
 //! object a caller sees, stamped with its resourceVersion.
 
 mod json;
+pub mod versioner;
 
 use crate::config::CodecKind;
 
@@ -19,5 +20,10 @@ impl Codec {
             CodecKind::Json => json::decode(data, resource_version),
             CodecKind::Raw => Ok(data.to_vec()),
         }
+    }
+
+    /// Whether objects are opaque bytes (no resourceVersion handling, no lists).
+    pub fn is_raw(&self) -> bool {
+        self.0 == CodecKind::Raw
     }
 }

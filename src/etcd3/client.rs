@@ -130,6 +130,8 @@ fn from_etcd(e: etcd_client::Error) -> StorageError {
             G::Unavailable => Code::Unreachable,
             // tonic reports its per-request timeout as Cancelled.
             G::DeadlineExceeded | G::Cancelled => Code::Timeout,
+            G::OutOfRange if s.message().contains("required revision has been compacted") => Code::Expired,
+            G::OutOfRange if s.message().contains("required revision is a future revision") => Code::Timeout,
             G::InvalidArgument | G::OutOfRange => Code::InvalidArgument,
             _ => Code::Internal,
         },
@@ -137,4 +139,17 @@ fn from_etcd(e: etcd_client::Error) -> StorageError {
         _ => Code::Internal,
     };
     StorageError::new(code, e.to_string())
+}
+
+/// clientv3's `GetPrefixRangeEnd`: the first key after every key starting with `prefix`.
+pub(crate) fn prefix_range_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte is 0xff: the range runs to the end of the keyspace.
+    vec![0]
 }

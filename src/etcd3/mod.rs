@@ -1,9 +1,14 @@
 //! `storage/etcd3`: the store kube-apiserver keeps its objects in.
 
 mod client;
+mod compact;
+mod continue_token;
 mod health;
+mod lease;
+mod list;
 mod store;
 
 pub use client::new_client;
 pub use health::{health_get, HealthCheck};
+pub use compact::start as start_compactor;
 pub use store::Store;

@@ -4,49 +4,178 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Client, GetOptions as EtcdGetOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions as EtcdGetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+    TxnResponse,
+};
 
-use super::client::call;
+use super::client::{call, prefix_range_end};
 use super::health::health_get;
+use super::lease::LeaseManager;
+use super::list;
+use crate::codec::versioner::{check_unset_resource_version, prepare_for_storage};
 use crate::codec::Codec;
-use crate::storage::{join_key, Code, GetOptions, Interface, Object, Result, StorageError};
+use crate::config::Config;
+use crate::storage::{
+    join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object, Preconditions, Result, StorageError,
+    TryUpdate,
+};
 use crate::value::Transformer;
 
 pub struct Store {
-    client: Client,
+    pub(super) client: Client,
     prefix: String,
     /// false: serializable reads (Go's `NewWithNoQuorumRead`).
     quorum: bool,
+    pub(super) paging: bool,
     transformer: Arc<dyn Transformer>,
     codec: Codec,
-    request_timeout: Duration,
+    pub(super) request_timeout: Duration,
     health_timeout: Duration,
+    leases: LeaseManager,
+}
+
+/// What Go's `getState` reads: the current value of a key.
+pub(super) struct State {
+    /// The decoded object handed to callers.
+    pub(super) object: Object,
+    /// The transformed (plaintext) bytes as stored, for the no-op check.
+    plain: Vec<u8>,
 }
 
 impl Store {
-    pub fn new(
-        client: Client,
-        prefix: &str,
-        quorum: bool,
-        transformer: Arc<dyn Transformer>,
-        codec: Codec,
-        request_timeout: Duration,
-        health_timeout: Duration,
-    ) -> Self {
+    pub fn new(client: Client, config: &Config, transformer: Arc<dyn Transformer>) -> Self {
         Store {
+            leases: LeaseManager::new(client.clone(), config.request_timeout()),
             client,
-            prefix: prefix.to_owned(),
-            quorum,
+            prefix: config.prefix.clone(),
+            quorum: config.quorum,
+            paging: config.paging,
             transformer,
-            codec,
-            request_timeout,
-            health_timeout,
+            codec: Codec::new(config.codec),
+            request_timeout: config.request_timeout(),
+            health_timeout: config.health_timeout(),
+        }
+    }
+
+    pub(super) fn read_options(&self) -> EtcdGetOptions {
+        if self.quorum {
+            EtcdGetOptions::new()
+        } else {
+            EtcdGetOptions::new().with_serializable()
+        }
+    }
+
+    /// Decrypts and decodes one stored value of `key`.
+    pub(super) fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<State> {
+        let (plain, stale) = self
+            .transformer
+            .transform_from_storage(value, key.as_bytes())
+            .map_err(|e| StorageError::corrupt(key, format!("unable to transform stored data: {e}")))?;
+        let object = self.decode_plain(key, &plain, resource_version, stale)?;
+        Ok(State { object, plain: plain.into_owned() })
+    }
+
+    /// Decodes transformed (plaintext) bytes.
+    pub(super) fn decode_plain(&self, key: &str, plain: &[u8], resource_version: i64, stale: bool) -> Result<Object> {
+        let data = self.codec.decode(plain, resource_version).map_err(|e| StorageError::corrupt(key, e))?;
+        Ok(Object { data, resource_version, stale })
+    }
+
+    fn state(&self, key: &str, kv: Option<&KeyValue>) -> Result<Option<State>> {
+        kv.map(|kv| self.decode(key, kv.value(), kv.mod_revision())).transpose()
+    }
+
+    /// The caller's object in its stored form: encoded and transformed.
+    fn to_storage(&self, key: &str, object: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let plain = if self.codec.is_raw() { object.to_vec() } else { prepare_for_storage(object)? };
+        let stored = self
+            .transformer
+            .transform_to_storage(&plain, key.as_bytes())
+            .map_err(|e| StorageError::internal(format!("unable to transform data for {key}: {e}")))?;
+        Ok((plain, stored))
+    }
+
+    fn put_options(&self, lease: Option<i64>) -> Option<PutOptions> {
+        lease.map(|id| PutOptions::new().with_lease(id))
+    }
+
+    async fn lease(&self, ttl: i64) -> Result<Option<i64>> {
+        if ttl > 0 {
+            Ok(Some(self.leases.lease_for(ttl).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
+        let mut kv = self.client.kv_client();
+        let resp = call(self.request_timeout, kv.get(key, Some(self.read_options()))).await?;
+        Ok(resp.kvs().first().cloned())
+    }
+
+    /// Go's `Preconditions.Check`.
+    fn check(&self, key: &str, preconditions: Option<&Preconditions>, object: &Object) -> Result<()> {
+        let Some(p) = preconditions else { return Ok(()) };
+        if let Some(uid) = &p.uid {
+            let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
+                StorageError::internal(format!("can't enforce a uid precondition on {key}: not a JSON object"))
+            })?;
+            let actual = meta["metadata"]["uid"].as_str().unwrap_or("");
+            if actual != uid {
+                return Err(StorageError::with_key(
+                    Code::InvalidObj,
+                    key,
+                    0,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = &p.resource_version {
+            let actual = object.resource_version.to_string();
+            if *rv != actual {
+                return Err(StorageError::with_key(
+                    Code::InvalidObj,
+                    key,
+                    0,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` if its ModRevision is still `rev`; otherwise returns the current value.
+    async fn delete_if_unchanged(&self, key: &str, rev: i64) -> Result<std::result::Result<(), Option<KeyValue>>> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
+            .and_then([TxnOp::delete(key, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let mut kv = self.client.kv_client();
+        let resp = call(self.request_timeout, kv.txn(txn)).await?;
+        if resp.succeeded() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(first_kv(&resp)))
         }
     }
 }
 
+fn first_kv(resp: &TxnResponse) -> Option<KeyValue> {
+    match resp.op_responses().into_iter().next() {
+        Some(TxnOpResponse::Get(get)) => get.kvs().first().cloned(),
+        _ => None,
+    }
+}
+
+fn txn_revision(resp: &TxnResponse) -> i64 {
+    resp.header().map_or(0, |h| h.revision())
+}
+
 /// Go's `APIObjectVersioner.ParseResourceVersion`: `""` and `"0"` mean any.
-fn parse_resource_version(rv: &str) -> Result<i64> {
+pub(super) fn parse_resource_version(rv: &str) -> Result<i64> {
     if rv.is_empty() {
         return Ok(0);
     }
@@ -77,41 +206,114 @@ impl Interface for Store {
     async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>> {
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
-        let mut options = EtcdGetOptions::new();
-        if !self.quorum {
-            options = options.with_serializable();
-        }
         let mut kv = self.client.kv_client();
-        let resp = call(self.request_timeout, kv.get(key.as_bytes(), Some(options))).await?;
+        let resp = call(self.request_timeout, kv.get(key.as_bytes(), Some(self.read_options()))).await?;
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
-        let Some(found) = resp.kvs().first() else {
-            return if opts.ignore_not_found {
-                Ok(None)
-            } else {
-                Err(StorageError::key_not_found(&key))
-            };
-        };
-        let (plain, stale) = self
-            .transformer
-            .transform_from_storage(found.value(), key.as_bytes())
-            .map_err(|e| {
-                StorageError::corrupt(&key, format!("unable to transform stored data: {e}"))
-            })?;
-        let resource_version = found.mod_revision();
-        let data = self
-            .codec
-            .decode(&plain, resource_version)
-            .map_err(|e| StorageError::corrupt(&key, e))?;
-        Ok(Some(Object {
-            data,
-            resource_version,
-            stale,
-        }))
+        match self.state(&key, resp.kvs().first())? {
+            Some(state) => Ok(Some(state.object)),
+            None if opts.ignore_not_found => Ok(None),
+            None => Err(StorageError::key_not_found(&key)),
+        }
     }
 
     async fn health(&self) -> Result<()> {
         health_get(&self.client, &self.prefix, self.health_timeout).await
+    }
+
+    async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
+        let key = join_key(&self.prefix, key)?;
+        if !self.codec.is_raw() {
+            check_unset_resource_version(object).map_err(|e| StorageError::with_key(e.code, &key, 0, &e.message))?;
+        }
+        let (plain, stored) = self.to_storage(&key, object)?;
+        let lease = self.lease(ttl).await?;
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.as_str(), stored, self.put_options(lease))]);
+        let mut kv = self.client.kv_client();
+        let resp = call(self.request_timeout, kv.txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(StorageError::with_key(Code::KeyExists, &key, 0, ""));
+        }
+        self.decode_plain(&key, &plain, txn_revision(&resp), false)
+    }
+
+    async fn delete(&self, key: &str, preconditions: Option<&Preconditions>) -> Result<Object> {
+        let key = join_key(&self.prefix, key)?;
+        let mut current = self.get_kv(&key).await?;
+        loop {
+            let Some(kv) = current.take() else { return Err(StorageError::key_not_found(&key)) };
+            let state = self.decode(&key, kv.value(), kv.mod_revision())?;
+            self.check(&key, preconditions, &state.object)?;
+            match self.delete_if_unchanged(&key, kv.mod_revision()).await? {
+                Ok(()) => return Ok(state.object),
+                // Changed since we read it: check the preconditions again.
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    async fn guaranteed_update(
+        &self,
+        key: &str,
+        ignore_not_found: bool,
+        preconditions: Option<&Preconditions>,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<Object> {
+        let key = join_key(&self.prefix, key)?;
+        let mut current = self.get_kv(&key).await?;
+        loop {
+            let (state, rev) = match current.take() {
+                Some(kv) => (Some(self.decode(&key, kv.value(), kv.mod_revision())?), kv.mod_revision()),
+                None if ignore_not_found => (None, 0),
+                None => return Err(StorageError::key_not_found(&key)),
+            };
+            if let Some(state) = &state {
+                self.check(&key, preconditions, &state.object)?;
+            }
+            let updated = try_update(state.as_ref().map(|s| &s.object))?;
+            let (plain, stored) = self.to_storage(&key, &updated)?;
+            if let Some(state) = &state {
+                // Rewriting a stale value is how data moves to the current key.
+                if !state.object.stale && plain == state.plain {
+                    return Ok(state.object.clone());
+                }
+            }
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
+                .and_then([TxnOp::put(key.as_str(), stored, None)])
+                .or_else([TxnOp::get(key.as_str(), None)]);
+            let mut kv = self.client.kv_client();
+            let resp = call(self.request_timeout, kv.txn(txn)).await?;
+            if !resp.succeeded() {
+                current = first_kv(&resp);
+                continue;
+            }
+            return self.decode_plain(&key, &plain, txn_revision(&resp), false);
+        }
+    }
+
+    async fn list(&self, key: &str, opts: &ListOptions) -> Result<ListResult> {
+        if self.codec.is_raw() {
+            return Err(StorageError::unsupported("list needs an object codec (json), not raw"));
+        }
+        let mut key_prefix = join_key(&self.prefix, key)?;
+        if !key_prefix.ends_with('/') {
+            key_prefix.push('/');
+        }
+        list::list(self, &key_prefix, opts).await
+    }
+
+    async fn count(&self, key: &str) -> Result<i64> {
+        let mut key = join_key(&self.prefix, key)?;
+        if !key.ends_with('/') {
+            key.push('/');
+        }
+        let options = self.read_options().with_range(prefix_range_end(&key)).with_count_only();
+        let mut kv = self.client.kv_client();
+        let resp = call(self.request_timeout, kv.get(key.as_str(), Some(options))).await?;
+        Ok(resp.count())
     }
 }
 

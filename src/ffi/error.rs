@@ -28,6 +28,9 @@ pub enum storage_code {
     STORAGE_ERR_TIMEOUT = 6,
     /// Stored bytes that cannot be transformed (decrypted) or decoded.
     STORAGE_ERR_CORRUPT_OBJ = 7,
+    /// The requested revision was compacted away (Kubernetes' 410 Gone,
+    /// "resource version too old"): list again, without a continue token.
+    STORAGE_ERR_EXPIRED = 8,
     /// A NULL pointer, invalid UTF-8, or a malformed key or resource version.
     STORAGE_ERR_INVALID_ARGUMENT = 100,
     /// The config JSON (or a file it names) is malformed or invalid.
@@ -49,6 +52,7 @@ impl From<Code> for storage_code {
             Code::Unreachable => STORAGE_ERR_UNREACHABLE,
             Code::Timeout => STORAGE_ERR_TIMEOUT,
             Code::CorruptObj => STORAGE_ERR_CORRUPT_OBJ,
+            Code::Expired => STORAGE_ERR_EXPIRED,
             Code::InvalidArgument => STORAGE_ERR_INVALID_ARGUMENT,
             Code::InvalidConfig => STORAGE_ERR_INVALID_CONFIG,
             Code::Unsupported => STORAGE_ERR_UNSUPPORTED,

@@ -83,8 +83,14 @@ impl Runtime2 {
 
 pub(crate) struct StorageHandle {
     runtime: Runtime2,
-    store: Arc<dyn Interface>,
+    pub(crate) store: Arc<dyn Interface>,
     destroy: DestroyFunc,
+}
+
+impl StorageHandle {
+    pub(crate) fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        self.runtime.block_on(f)
+    }
 }
 
 impl Castable for storage {
@@ -192,7 +198,7 @@ pub extern "C" fn storage_get_with_info(
             ignore_not_found,
         };
         let out = out_arg(out_object, "out_object")?;
-        let object = handle.runtime.block_on(handle.store.get(key, &opts))?;
+        let object = handle.block_on(handle.store.get(key, &opts))?;
         // SAFETY: a non-NULL `out_info` points to writable memory.
         if let Some(info) = unsafe { out_info.as_mut() } {
             *info = storage_object_info {
@@ -216,7 +222,7 @@ pub extern "C" fn storage_health(
 ) -> storage_code {
     call(out_error, || {
         let handle = storage::try_ref(s, "storage")?;
-        handle.runtime.block_on(handle.store.health())
+        handle.block_on(handle.store.health())
     })
 }
 

@@ -1,0 +1,76 @@
+//! Go's etcd3 `leaseManager`: objects written with a TTL share leases, so a
+//! burst of writes does not create a lease each.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::Client;
+use tokio::sync::Mutex;
+
+use super::client::call;
+use crate::storage::Result;
+
+/// Reuse a lease for at most this long past the requested TTL...
+const REUSE_DURATION_SECONDS: i64 = 60;
+/// ...or this fraction of the TTL, whichever is smaller.
+const REUSE_DURATION_PERCENT: f64 = 0.05;
+/// A new lease after this many objects, so revoking one never drops too many.
+const MAX_ATTACHED_OBJECTS: i64 = 1000;
+
+struct Current {
+    id: i64,
+    expires: Instant,
+    attached: i64,
+}
+
+pub struct LeaseManager {
+    client: Client,
+    timeout: Duration,
+    current: Mutex<Option<Current>>,
+}
+
+impl LeaseManager {
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        LeaseManager { client, timeout, current: Mutex::new(None) }
+    }
+
+    fn reuse_seconds(ttl: i64) -> i64 {
+        ((REUSE_DURATION_PERCENT * ttl as f64) as i64).min(REUSE_DURATION_SECONDS)
+    }
+
+    /// A lease that lives at least `ttl` seconds and at most `ttl` plus the
+    /// reuse window.
+    pub async fn lease_for(&self, ttl: i64) -> Result<i64> {
+        let now = Instant::now();
+        let reuse = Self::reuse_seconds(ttl);
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_mut() {
+            c.attached += 1;
+            let valid = now + secs(ttl) < c.expires;
+            let sufficient = now + secs(ttl + reuse) > c.expires;
+            if valid && sufficient && c.attached <= MAX_ATTACHED_OBJECTS {
+                return Ok(c.id);
+            }
+        }
+        let granted = ttl + reuse;
+        let mut leases = self.client.lease_client();
+        let resp = call(self.timeout, leases.grant(granted, None)).await?;
+        *current = Some(Current { id: resp.id(), expires: now + secs(granted), attached: 1 });
+        Ok(resp.id())
+    }
+}
+
+fn secs(s: i64) -> Duration {
+    Duration::from_secs(s.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuse_window_is_five_percent_capped_at_a_minute() {
+        assert_eq!(LeaseManager::reuse_seconds(10), 0);
+        assert_eq!(LeaseManager::reuse_seconds(100), 5);
+        assert_eq!(LeaseManager::reuse_seconds(3600), 60);
+    }
+}

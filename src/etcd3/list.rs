@@ -1,0 +1,92 @@
+//! Go's etcd3 `store.List`, with Kubernetes' paging.
+
+use super::client::{call, prefix_range_end};
+use super::continue_token;
+use super::store::{parse_resource_version, Store};
+use crate::storage::{Code, ListOptions, ListResult, Result, StorageError};
+
+fn expired(continuing: bool) -> StorageError {
+    let message = if continuing {
+        "The provided continue parameter is too old to display a consistent list result. \
+         You can start a new list without the continue parameter."
+    } else {
+        "The resourceVersion for the provided list is too old."
+    };
+    StorageError::new(Code::Expired, message)
+}
+
+/// Lists every key under `key_prefix` (which ends in `/`).
+pub(super) async fn list(store: &Store, key_prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+    let paging = store.paging && opts.limit > 0;
+    let mut options = store.read_options();
+    if paging {
+        options = options.with_limit(opts.limit);
+    }
+    let mut returned_rv = 0;
+    let continuing = store.paging && !opts.continue_token.is_empty();
+    let mut key = key_prefix.to_owned();
+    if continuing {
+        let (start, rv) = continue_token::decode(&opts.continue_token, key_prefix)?;
+        if !opts.resource_version.is_empty() && opts.resource_version != "0" {
+            return Err(StorageError::invalid_argument(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        options = options.with_range(prefix_range_end(key_prefix));
+        key = start;
+        // rv < 0 asks for the latest revision.
+        if rv > 0 {
+            options = options.with_revision(rv);
+            returned_rv = rv;
+        }
+    } else if paging {
+        let from = parse_resource_version(&opts.resource_version)?;
+        if from > 0 {
+            options = options.with_revision(from);
+        }
+        returned_rv = from;
+        options = options.with_range(prefix_range_end(key_prefix));
+    } else {
+        options = options.with_prefix();
+    }
+
+    let mut items = Vec::new();
+    let mut last_key: Option<String> = None;
+    let mut has_more;
+    loop {
+        let mut kv = store.client.kv_client();
+        let resp = call(store.request_timeout, kv.get(key.as_str(), Some(options.clone())))
+            .await
+            .map_err(|e| if e.code == Code::Expired { expired(continuing) } else { e })?;
+        has_more = resp.more();
+        if resp.kvs().is_empty() && has_more {
+            return Err(StorageError::internal(
+                "no results were found, but etcd indicated there were more values remaining",
+            ));
+        }
+        for kv in resp.kvs() {
+            if paging && items.len() as i64 >= opts.limit {
+                has_more = true;
+                break;
+            }
+            let k = String::from_utf8_lossy(kv.key()).into_owned();
+            // Today's Kubernetes fails the list rather than hide an object.
+            items.push(store.decode(&k, kv.value(), kv.mod_revision())?.object);
+            last_key = Some(k);
+        }
+        if returned_rv == 0 {
+            returned_rv = resp.header().map_or(0, |h| h.revision());
+        }
+        if !has_more || !paging || items.len() as i64 >= opts.limit {
+            break;
+        }
+        // Pin the following pages to the revision of the first.
+        options = options.with_revision(returned_rv);
+        key = format!("{}\0", last_key.as_deref().unwrap_or(key_prefix));
+    }
+    let continue_token = match (has_more, last_key) {
+        (true, Some(last)) => continue_token::encode(&format!("{last}\0"), key_prefix, returned_rv)?,
+        _ => String::new(),
+    };
+    Ok(ListResult { items, resource_version: returned_rv, continue_token })
+}

@@ -1,0 +1,254 @@
+//! The rest of `storage.Interface`: writes, lists and counts.
+
+use std::ffi::{c_char, c_void};
+use std::slice;
+
+use super::boundary::{call, opt_str_arg, out_arg, str_arg, Castable};
+use super::bytes::storage_bytes;
+use super::error::{storage_code, storage_error};
+use super::handle::storage;
+use crate::storage::{Code, ListOptions, Object, Preconditions, Result, StorageError};
+
+/// Preconditions of a delete or update (Go's `storage.Preconditions`): a
+/// NULL field is not checked. A mismatch is `STORAGE_ERR_INVALID_OBJ`.
+#[repr(C)]
+pub struct storage_preconditions {
+    /// The object's `metadata.uid` must equal this.
+    pub uid: *const c_char,
+    /// The object's resourceVersion must equal this.
+    pub resource_version: *const c_char,
+}
+
+fn preconditions(p: *const storage_preconditions) -> Result<Option<Preconditions>> {
+    // SAFETY: a non-NULL pointer points to a readable struct.
+    let Some(p) = (unsafe { p.as_ref() }) else { return Ok(None) };
+    let field = |f: *const c_char, name| -> Result<Option<String>> {
+        Ok((!f.is_null()).then(|| opt_str_arg(f, name)).transpose()?.map(str::to_owned))
+    };
+    Ok(Some(Preconditions {
+        uid: field(p.uid, "preconditions.uid")?,
+        resource_version: field(p.resource_version, "preconditions.resource_version")?,
+    }))
+}
+
+/// `len` bytes at `data`; NULL is allowed only for `len == 0`.
+fn bytes_arg<'a>(data: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    if data.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(StorageError::invalid_argument(format!("{name} is NULL"))) };
+    }
+    // SAFETY: the caller passes `len` readable bytes at `data`.
+    Ok(unsafe { slice::from_raw_parts(data, len) })
+}
+
+fn put_object(out: &mut storage_bytes, object: Object) {
+    *out = storage_bytes::from_vec(object.data);
+}
+
+/// Go's `Create`: writes the object at `key` only if the key does not exist
+/// (`STORAGE_ERR_KEY_EXISTS` otherwise). With the `json` codec the object must
+/// not carry `metadata.resourceVersion` (`STORAGE_ERR_INVALID_OBJ`);
+/// `resourceVersion` and `selfLink` are not stored. The value is encrypted with
+/// the first configured provider. `ttl_seconds` > 0 attaches a (shared) lease.
+/// Writes the stored object, with its new resourceVersion, to `*out_object`
+/// (when not NULL); free it with `storage_bytes_free`.
+#[no_mangle]
+pub extern "C" fn storage_create_object(
+    s: *const storage,
+    key: *const c_char,
+    object: *const u8,
+    object_len: usize,
+    ttl_seconds: i64,
+    out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let object = bytes_arg(object, object_len, "object")?;
+        let created = handle.block_on(handle.store.create(key, object, ttl_seconds))?;
+        // SAFETY: a non-NULL out-parameter points to writable memory.
+        if let Some(out) = unsafe { out_object.as_mut() } {
+            put_object(out, created);
+        }
+        Ok(())
+    })
+}
+
+/// Go's `Delete`: deletes `key` and writes the deleted object to `*out_object`
+/// (when not NULL). With `preconditions` (NULL for none), the current object is
+/// checked first and deleted only if unchanged since, retrying on a concurrent
+/// change. A missing key is `STORAGE_ERR_KEY_NOT_FOUND`.
+#[no_mangle]
+pub extern "C" fn storage_delete(
+    s: *const storage,
+    key: *const c_char,
+    preconditions: *const storage_preconditions,
+    out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let pre = self::preconditions(preconditions)?;
+        let deleted = handle.block_on(handle.store.delete(key, pre.as_ref()))?;
+        // SAFETY: a non-NULL out-parameter points to writable memory.
+        if let Some(out) = unsafe { out_object.as_mut() } {
+            put_object(out, deleted);
+        }
+        Ok(())
+    })
+}
+
+/// The update function of `storage_guaranteed_update`. It receives the current
+/// object (`current == NULL`, `current_len == 0` when the key is absent and
+/// `ignore_not_found` was set) and returns `STORAGE_OK` with the new object in
+/// `*out_new`/`*out_new_len` — memory the caller owns, which must stay valid
+/// until the callback is called again or `storage_guaranteed_update` returns —
+/// or any other code to abort the update with that code.
+pub type storage_update_fn = Option<
+    extern "C" fn(
+        user_data: *mut c_void,
+        current: *const u8,
+        current_len: usize,
+        out_new: *mut *const u8,
+        out_new_len: *mut usize,
+    ) -> storage_code,
+>;
+
+/// Carries the caller's `user_data` into the update closure.
+struct UserData(*mut c_void);
+// SAFETY: the callback runs only on the thread that called
+// `storage_guaranteed_update`, which owns `user_data` for the call.
+unsafe impl Send for UserData {}
+// SAFETY: as above; the library never touches what it points to.
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+fn code_of(code: storage_code) -> Code {
+    use storage_code::*;
+    match code {
+        STORAGE_ERR_KEY_NOT_FOUND => Code::KeyNotFound,
+        STORAGE_ERR_KEY_EXISTS => Code::KeyExists,
+        STORAGE_ERR_RESOURCE_VERSION_CONFLICTS => Code::ResourceVersionConflicts,
+        STORAGE_ERR_INVALID_OBJ => Code::InvalidObj,
+        STORAGE_ERR_UNREACHABLE => Code::Unreachable,
+        STORAGE_ERR_TIMEOUT => Code::Timeout,
+        STORAGE_ERR_CORRUPT_OBJ => Code::CorruptObj,
+        STORAGE_ERR_EXPIRED => Code::Expired,
+        STORAGE_ERR_INVALID_ARGUMENT => Code::InvalidArgument,
+        STORAGE_ERR_INVALID_CONFIG => Code::InvalidConfig,
+        STORAGE_ERR_UNSUPPORTED => Code::Unsupported,
+        STORAGE_OK | STORAGE_ERR_INTERNAL => Code::Internal,
+    }
+}
+
+/// Go's `GuaranteedUpdate`: reads `key`, calls `try_update` with the current
+/// object, and writes the result only if the key's ModRevision is unchanged,
+/// calling `try_update` again with the new current object otherwise. The write
+/// is skipped when the new object equals the stored one and the stored value is
+/// not stale (a stale value is always rewritten: this is how data moves to the
+/// current encryption key). Writes the resulting object to `*out_object` (when
+/// not NULL).
+///
+/// `try_update` runs on the calling thread, possibly several times; it must not
+/// call this handle's blocking functions (they would fail with
+/// `STORAGE_ERR_INTERNAL`). A code other than `STORAGE_OK` from it aborts the
+/// update and is returned.
+#[no_mangle]
+pub extern "C" fn storage_guaranteed_update(
+    s: *const storage,
+    key: *const c_char,
+    ignore_not_found: bool,
+    preconditions: *const storage_preconditions,
+    try_update: storage_update_fn,
+    user_data: *mut c_void,
+    out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let pre = self::preconditions(preconditions)?;
+        let f = try_update.ok_or_else(|| StorageError::invalid_argument("try_update is NULL"))?;
+        let user_data = UserData(user_data);
+        let mut update = |current: Option<&Object>| -> Result<Vec<u8>> {
+            let (ptr, len) = current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
+            let (mut new, mut new_len) = (std::ptr::null::<u8>(), 0usize);
+            let code = f(user_data.get(), ptr, len, &mut new, &mut new_len);
+            if code != storage_code::STORAGE_OK {
+                return Err(StorageError::new(
+                    code_of(code),
+                    format!("update aborted by try_update with code {}", code as i32),
+                ));
+            }
+            Ok(bytes_arg(new, new_len, "the object try_update returned")?.to_vec())
+        };
+        let updated = handle.block_on(handle.store.guaranteed_update(key, ignore_not_found, pre.as_ref(), &mut update))?;
+        // SAFETY: a non-NULL out-parameter points to writable memory.
+        if let Some(out) = unsafe { out_object.as_mut() } {
+            put_object(out, updated);
+        }
+        Ok(())
+    })
+}
+
+/// Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
+/// order, as one JSON object:
+/// `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
+/// `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
+/// back as `continue_token` for the next page (Kubernetes' token format).
+/// `resource_version` as in Kubernetes (NULL/`""`: latest). A compacted revision
+/// is `STORAGE_ERR_EXPIRED`; an object that cannot be decrypted or decoded
+/// fails the list with `STORAGE_ERR_CORRUPT_OBJ` naming its key. Not available
+/// with the `raw` codec (`STORAGE_ERR_UNSUPPORTED`).
+#[no_mangle]
+pub extern "C" fn storage_list(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    limit: i64,
+    continue_token: *const c_char,
+    out_list: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let opts = ListOptions {
+            resource_version: opt_str_arg(resource_version, "resource_version")?.to_owned(),
+            limit,
+            continue_token: opt_str_arg(continue_token, "continue_token")?.to_owned(),
+        };
+        let out = out_arg(out_list, "out_list")?;
+        let list = handle.block_on(handle.store.list(key, &opts))?;
+        let items: Vec<Vec<u8>> = list.items.into_iter().map(|o| o.data).collect();
+        *out = storage_bytes::from_vec(crate::codec::versioner::list_object(
+            &items,
+            list.resource_version,
+            &list.continue_token,
+        ));
+        Ok(())
+    })
+}
+
+/// Go's `Count`: how many objects are under `key` (a directory).
+#[no_mangle]
+pub extern "C" fn storage_count(
+    s: *const storage,
+    key: *const c_char,
+    out_count: *mut i64,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let out = out_arg(out_count, "out_count")?;
+        *out = handle.block_on(handle.store.count(key))?;
+        Ok(())
+    })
+}
