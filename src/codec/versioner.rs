@@ -8,8 +8,14 @@ use crate::storage::{Code, Result, StorageError};
 fn parse_object(data: &[u8]) -> Result<Map<String, Value>> {
     match serde_json::from_slice(data) {
         Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(StorageError::new(Code::InvalidObj, "object is not a JSON object")),
-        Err(e) => Err(StorageError::new(Code::InvalidObj, format!("object is not valid JSON: {e}"))),
+        Ok(_) => Err(StorageError::new(
+            Code::InvalidObj,
+            "object is not a JSON object",
+        )),
+        Err(e) => Err(StorageError::new(
+            Code::InvalidObj,
+            format!("object is not valid JSON: {e}"),
+        )),
     }
 }
 
@@ -17,15 +23,21 @@ fn metadata(fields: &mut Map<String, Value>) -> Result<Option<&mut Map<String, V
     match fields.get_mut("metadata") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(StorageError::new(Code::InvalidObj, "object's metadata is not an object")),
+        Some(_) => Err(StorageError::new(
+            Code::InvalidObj,
+            "object's metadata is not an object",
+        )),
     }
 }
 
 /// Go's `ObjectResourceVersion` check in `Create`: a set resourceVersion is an error.
 pub fn check_unset_resource_version(data: &[u8]) -> Result<()> {
     let mut fields = parse_object(data)?;
-    let rv = metadata(&mut fields)?
-        .and_then(|m| m.get("resourceVersion").and_then(Value::as_str).map(str::to_owned));
+    let rv = metadata(&mut fields)?.and_then(|m| {
+        m.get("resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     match rv.as_deref().map(str::parse::<u64>) {
         Some(Ok(v)) if v != 0 => Err(StorageError::new(
             Code::InvalidObj,
@@ -43,13 +55,17 @@ pub fn prepare_for_storage(data: &[u8]) -> Result<Vec<u8>> {
         m.remove("resourceVersion");
         m.remove("selfLink");
     }
-    serde_json::to_vec(&fields).map_err(|e| StorageError::internal(format!("unable to encode object: {e}")))
+    serde_json::to_vec(&fields)
+        .map_err(|e| StorageError::internal(format!("unable to encode object: {e}")))
 }
 
 /// Go's `UpdateList`: the list object a List returns, its items already decoded.
 pub fn list_object(items: &[Vec<u8>], resource_version: i64, continue_token: &str) -> Vec<u8> {
     let mut metadata = Map::new();
-    metadata.insert("resourceVersion".into(), Value::String(resource_version.to_string()));
+    metadata.insert(
+        "resourceVersion".into(),
+        Value::String(resource_version.to_string()),
+    );
     if !continue_token.is_empty() {
         metadata.insert("continue".into(), Value::String(continue_token.into()));
     }
@@ -80,19 +96,35 @@ mod tests {
         assert!(check_unset_resource_version(br#"{"metadata":{"resourceVersion":"0"}}"#).is_ok());
         assert!(check_unset_resource_version(br#"{"metadata":{"resourceVersion":""}}"#).is_ok());
         assert!(check_unset_resource_version(br#"{"kind":"X"}"#).is_ok());
-        let e = check_unset_resource_version(br#"{"metadata":{"resourceVersion":"12"}}"#).unwrap_err();
+        let e =
+            check_unset_resource_version(br#"{"metadata":{"resourceVersion":"12"}}"#).unwrap_err();
         assert_eq!(e.code, Code::InvalidObj);
-        assert_eq!(e.message, "resourceVersion should not be set on objects to be created");
-        assert_eq!(check_unset_resource_version(b"[1]").unwrap_err().code, Code::InvalidObj);
+        assert_eq!(
+            e.message,
+            "resourceVersion should not be set on objects to be created"
+        );
+        assert_eq!(
+            check_unset_resource_version(b"[1]").unwrap_err().code,
+            Code::InvalidObj
+        );
     }
 
     #[test]
     fn storage_form_drops_derived_fields() {
-        let out = prepare_for_storage(br#"{"metadata":{"name":"a","resourceVersion":"5","selfLink":"/x"},"b":1}"#).unwrap();
+        let out = prepare_for_storage(
+            br#"{"metadata":{"name":"a","resourceVersion":"5","selfLink":"/x"},"b":1}"#,
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, json!({"b":1,"metadata":{"name":"a"}}));
-        assert_eq!(prepare_for_storage(b"{x").unwrap_err().code, Code::InvalidObj);
-        assert_eq!(prepare_for_storage(br#"{"metadata":7}"#).unwrap_err().code, Code::InvalidObj);
+        assert_eq!(
+            prepare_for_storage(b"{x").unwrap_err().code,
+            Code::InvalidObj
+        );
+        assert_eq!(
+            prepare_for_storage(br#"{"metadata":7}"#).unwrap_err().code,
+            Code::InvalidObj
+        );
     }
 
     #[test]
@@ -104,6 +136,9 @@ mod tests {
             json!({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"9","continue":"tok"},"items":[{"a":1},{"b":2}]})
         );
         let v: Value = serde_json::from_slice(&list_object(&[], 3, "")).unwrap();
-        assert_eq!(v, json!({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"3"},"items":[]}));
+        assert_eq!(
+            v,
+            json!({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"3"},"items":[]})
+        );
     }
 }

@@ -130,8 +130,15 @@ fn from_etcd(e: etcd_client::Error) -> StorageError {
             G::Unavailable => Code::Unreachable,
             // tonic reports its per-request timeout as Cancelled.
             G::DeadlineExceeded | G::Cancelled => Code::Timeout,
-            G::OutOfRange if s.message().contains("required revision has been compacted") => Code::Expired,
-            G::OutOfRange if s.message().contains("required revision is a future revision") => Code::Timeout,
+            G::OutOfRange if s.message().contains("required revision has been compacted") => {
+                Code::Expired
+            }
+            G::OutOfRange
+                if s.message()
+                    .contains("required revision is a future revision") =>
+            {
+                Code::Timeout
+            }
             G::InvalidArgument | G::OutOfRange => Code::InvalidArgument,
             _ => Code::Internal,
         },

@@ -24,13 +24,19 @@ pub fn encode(key: &str, key_prefix: &str, resource_version: i64) -> Result<Stri
     let start_key = key.strip_prefix(key_prefix).ok_or_else(|| {
         StorageError::internal("unable to encode next field: the key and key prefix do not match")
     })?;
-    let token = Token { api_version: API_VERSION.into(), resource_version, start_key: start_key.into() };
+    let token = Token {
+        api_version: API_VERSION.into(),
+        resource_version,
+        start_key: start_key.into(),
+    };
     let json = serde_json::to_vec(&token).expect("a token encodes");
     Ok(URL_SAFE_NO_PAD.encode(json))
 }
 
 fn invalid(why: impl std::fmt::Display) -> StorageError {
-    StorageError::invalid_argument(format!("invalid continue token: continue key is not valid: {why}"))
+    StorageError::invalid_argument(format!(
+        "invalid continue token: continue key is not valid: {why}"
+    ))
 }
 
 /// The full etcd key to start from and the token's revision (< 0: latest).
@@ -38,16 +44,25 @@ pub fn decode(token: &str, key_prefix: &str) -> Result<(String, i64)> {
     let data = URL_SAFE_NO_PAD.decode(token).map_err(invalid)?;
     let t: Token = serde_json::from_slice(&data).map_err(invalid)?;
     if t.api_version != API_VERSION {
-        return Err(invalid(format!("server does not recognize this encoded version {:?}", t.api_version)));
+        return Err(invalid(format!(
+            "server does not recognize this encoded version {:?}",
+            t.api_version
+        )));
     }
     if t.resource_version == 0 {
-        return Err(invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+        return Err(invalid(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
     }
     if t.start_key.is_empty() {
         return Err(invalid("encoded start key empty (version meta.k8s.io/v1)"));
     }
     // A start key changed by cleaning could reach above the prefix.
-    let key = if t.start_key.starts_with('/') { t.start_key.clone() } else { format!("/{}", t.start_key) };
+    let key = if t.start_key.starts_with('/') {
+        t.start_key.clone()
+    } else {
+        format!("/{}", t.start_key)
+    };
     if clean_path(&key) != key {
         return Err(invalid(&t.start_key));
     }
@@ -62,8 +77,14 @@ mod tests {
     fn tokens_match_kubernetes_format() {
         let t = encode("/registry/pods/ns/a\u{0}", "/registry/pods/", 42).unwrap();
         let json = URL_SAFE_NO_PAD.decode(&t).unwrap();
-        assert_eq!(json, br#"{"v":"meta.k8s.io/v1","rv":42,"start":"ns/a\u0000"}"#);
-        assert_eq!(decode(&t, "/registry/pods/").unwrap(), ("/registry/pods/ns/a\u{0}".into(), 42));
+        assert_eq!(
+            json,
+            br#"{"v":"meta.k8s.io/v1","rv":42,"start":"ns/a\u0000"}"#
+        );
+        assert_eq!(
+            decode(&t, "/registry/pods/").unwrap(),
+            ("/registry/pods/ns/a\u{0}".into(), 42)
+        );
     }
 
     #[test]
@@ -82,6 +103,11 @@ mod tests {
             assert_eq!(e.code, crate::storage::Code::InvalidArgument, "{bad}");
         }
         // Negative revisions mean "latest", as in Kubernetes.
-        assert_eq!(decode(&enc(r#"{"v":"meta.k8s.io/v1","rv":-1,"start":"a"}"#), "/p/").unwrap().1, -1);
+        assert_eq!(
+            decode(&enc(r#"{"v":"meta.k8s.io/v1","rv":-1,"start":"a"}"#), "/p/")
+                .unwrap()
+                .1,
+            -1
+        );
     }
 }

@@ -30,7 +30,11 @@ pub struct LeaseManager {
 
 impl LeaseManager {
     pub fn new(client: Client, timeout: Duration) -> Self {
-        LeaseManager { client, timeout, current: Mutex::new(None) }
+        LeaseManager {
+            client,
+            timeout,
+            current: Mutex::new(None),
+        }
     }
 
     fn reuse_seconds(ttl: i64) -> i64 {
@@ -54,7 +58,11 @@ impl LeaseManager {
         let granted = ttl + reuse;
         let mut leases = self.client.lease_client();
         let resp = call(self.timeout, leases.grant(granted, None)).await?;
-        *current = Some(Current { id: resp.id(), expires: now + secs(granted), attached: 1 });
+        *current = Some(Current {
+            id: resp.id(),
+            expires: now + secs(granted),
+            attached: 1,
+        });
         Ok(resp.id())
     }
 }

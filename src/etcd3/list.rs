@@ -16,7 +16,11 @@ fn expired(continuing: bool) -> StorageError {
 }
 
 /// Lists every key under `key_prefix` (which ends in `/`).
-pub(super) async fn list(store: &Store, key_prefix: &str, opts: &ListOptions) -> Result<ListResult> {
+pub(super) async fn list(
+    store: &Store,
+    key_prefix: &str,
+    opts: &ListOptions,
+) -> Result<ListResult> {
     let paging = store.paging && opts.limit > 0;
     let mut options = store.read_options();
     if paging {
@@ -55,9 +59,18 @@ pub(super) async fn list(store: &Store, key_prefix: &str, opts: &ListOptions) ->
     let mut has_more;
     loop {
         let mut kv = store.client.kv_client();
-        let resp = call(store.request_timeout, kv.get(key.as_str(), Some(options.clone())))
-            .await
-            .map_err(|e| if e.code == Code::Expired { expired(continuing) } else { e })?;
+        let resp = call(
+            store.request_timeout,
+            kv.get(key.as_str(), Some(options.clone())),
+        )
+        .await
+        .map_err(|e| {
+            if e.code == Code::Expired {
+                expired(continuing)
+            } else {
+                e
+            }
+        })?;
         has_more = resp.more();
         if resp.kvs().is_empty() && has_more {
             return Err(StorageError::internal(
@@ -85,8 +98,14 @@ pub(super) async fn list(store: &Store, key_prefix: &str, opts: &ListOptions) ->
         key = format!("{}\0", last_key.as_deref().unwrap_or(key_prefix));
     }
     let continue_token = match (has_more, last_key) {
-        (true, Some(last)) => continue_token::encode(&format!("{last}\0"), key_prefix, returned_rv)?,
+        (true, Some(last)) => {
+            continue_token::encode(&format!("{last}\0"), key_prefix, returned_rv)?
+        }
         _ => String::new(),
     };
-    Ok(ListResult { items, resource_version: returned_rv, continue_token })
+    Ok(ListResult {
+        items,
+        resource_version: returned_rv,
+        continue_token,
+    })
 }

@@ -9,6 +9,6 @@ mod list;
 mod store;
 
 pub use client::new_client;
-pub use health::{health_get, HealthCheck};
 pub use compact::start as start_compactor;
+pub use health::{health_get, HealthCheck};
 pub use store::Store;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions as EtcdGetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
-    TxnResponse,
+    Client, Compare, CompareOp, GetOptions as EtcdGetOptions, KeyValue, PutOptions, Txn, TxnOp,
+    TxnOpResponse, TxnResponse,
 };
 
 use super::client::{call, prefix_range_end};
@@ -17,8 +17,8 @@ use crate::codec::versioner::{check_unset_resource_version, prepare_for_storage}
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::storage::{
-    join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object, Preconditions, Result, StorageError,
-    TryUpdate,
+    join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object, Preconditions, Result,
+    StorageError, TryUpdate,
 };
 use crate::value::Transformer;
 
@@ -71,28 +71,53 @@ impl Store {
         let (plain, stale) = self
             .transformer
             .transform_from_storage(value, key.as_bytes())
-            .map_err(|e| StorageError::corrupt(key, format!("unable to transform stored data: {e}")))?;
+            .map_err(|e| {
+                StorageError::corrupt(key, format!("unable to transform stored data: {e}"))
+            })?;
         let object = self.decode_plain(key, &plain, resource_version, stale)?;
-        Ok(State { object, plain: plain.into_owned() })
+        Ok(State {
+            object,
+            plain: plain.into_owned(),
+        })
     }
 
     /// Decodes transformed (plaintext) bytes.
-    pub(super) fn decode_plain(&self, key: &str, plain: &[u8], resource_version: i64, stale: bool) -> Result<Object> {
-        let data = self.codec.decode(plain, resource_version).map_err(|e| StorageError::corrupt(key, e))?;
-        Ok(Object { data, resource_version, stale })
+    pub(super) fn decode_plain(
+        &self,
+        key: &str,
+        plain: &[u8],
+        resource_version: i64,
+        stale: bool,
+    ) -> Result<Object> {
+        let data = self
+            .codec
+            .decode(plain, resource_version)
+            .map_err(|e| StorageError::corrupt(key, e))?;
+        Ok(Object {
+            data,
+            resource_version,
+            stale,
+        })
     }
 
     fn state(&self, key: &str, kv: Option<&KeyValue>) -> Result<Option<State>> {
-        kv.map(|kv| self.decode(key, kv.value(), kv.mod_revision())).transpose()
+        kv.map(|kv| self.decode(key, kv.value(), kv.mod_revision()))
+            .transpose()
     }
 
     /// The caller's object in its stored form: encoded and transformed.
     fn to_storage(&self, key: &str, object: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        let plain = if self.codec.is_raw() { object.to_vec() } else { prepare_for_storage(object)? };
+        let plain = if self.codec.is_raw() {
+            object.to_vec()
+        } else {
+            prepare_for_storage(object)?
+        };
         let stored = self
             .transformer
             .transform_to_storage(&plain, key.as_bytes())
-            .map_err(|e| StorageError::internal(format!("unable to transform data for {key}: {e}")))?;
+            .map_err(|e| {
+                StorageError::internal(format!("unable to transform data for {key}: {e}"))
+            })?;
         Ok((plain, stored))
     }
 
@@ -115,11 +140,20 @@ impl Store {
     }
 
     /// Go's `Preconditions.Check`.
-    fn check(&self, key: &str, preconditions: Option<&Preconditions>, object: &Object) -> Result<()> {
-        let Some(p) = preconditions else { return Ok(()) };
+    fn check(
+        &self,
+        key: &str,
+        preconditions: Option<&Preconditions>,
+        object: &Object,
+    ) -> Result<()> {
+        let Some(p) = preconditions else {
+            return Ok(());
+        };
         if let Some(uid) = &p.uid {
             let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
-                StorageError::internal(format!("can't enforce a uid precondition on {key}: not a JSON object"))
+                StorageError::internal(format!(
+                    "can't enforce a uid precondition on {key}: not a JSON object"
+                ))
             })?;
             let actual = meta["metadata"]["uid"].as_str().unwrap_or("");
             if actual != uid {
@@ -148,7 +182,11 @@ impl Store {
     }
 
     /// Deletes `key` if its ModRevision is still `rev`; otherwise returns the current value.
-    async fn delete_if_unchanged(&self, key: &str, rev: i64) -> Result<std::result::Result<(), Option<KeyValue>>> {
+    async fn delete_if_unchanged(
+        &self,
+        key: &str,
+        rev: i64,
+    ) -> Result<std::result::Result<(), Option<KeyValue>>> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
             .and_then([TxnOp::delete(key, None)])
@@ -207,7 +245,11 @@ impl Interface for Store {
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
         let mut kv = self.client.kv_client();
-        let resp = call(self.request_timeout, kv.get(key.as_bytes(), Some(self.read_options()))).await?;
+        let resp = call(
+            self.request_timeout,
+            kv.get(key.as_bytes(), Some(self.read_options())),
+        )
+        .await?;
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
         match self.state(&key, resp.kvs().first())? {
@@ -224,7 +266,8 @@ impl Interface for Store {
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
         let key = join_key(&self.prefix, key)?;
         if !self.codec.is_raw() {
-            check_unset_resource_version(object).map_err(|e| StorageError::with_key(e.code, &key, 0, &e.message))?;
+            check_unset_resource_version(object)
+                .map_err(|e| StorageError::with_key(e.code, &key, 0, &e.message))?;
         }
         let (plain, stored) = self.to_storage(&key, object)?;
         let lease = self.lease(ttl).await?;
@@ -243,7 +286,9 @@ impl Interface for Store {
         let key = join_key(&self.prefix, key)?;
         let mut current = self.get_kv(&key).await?;
         loop {
-            let Some(kv) = current.take() else { return Err(StorageError::key_not_found(&key)) };
+            let Some(kv) = current.take() else {
+                return Err(StorageError::key_not_found(&key));
+            };
             let state = self.decode(&key, kv.value(), kv.mod_revision())?;
             self.check(&key, preconditions, &state.object)?;
             match self.delete_if_unchanged(&key, kv.mod_revision()).await? {
@@ -265,7 +310,10 @@ impl Interface for Store {
         let mut current = self.get_kv(&key).await?;
         loop {
             let (state, rev) = match current.take() {
-                Some(kv) => (Some(self.decode(&key, kv.value(), kv.mod_revision())?), kv.mod_revision()),
+                Some(kv) => (
+                    Some(self.decode(&key, kv.value(), kv.mod_revision())?),
+                    kv.mod_revision(),
+                ),
                 None if ignore_not_found => (None, 0),
                 None => return Err(StorageError::key_not_found(&key)),
             };
@@ -296,7 +344,9 @@ impl Interface for Store {
 
     async fn list(&self, key: &str, opts: &ListOptions) -> Result<ListResult> {
         if self.codec.is_raw() {
-            return Err(StorageError::unsupported("list needs an object codec (json), not raw"));
+            return Err(StorageError::unsupported(
+                "list needs an object codec (json), not raw",
+            ));
         }
         let mut key_prefix = join_key(&self.prefix, key)?;
         if !key_prefix.ends_with('/') {
@@ -310,7 +360,10 @@ impl Interface for Store {
         if !key.ends_with('/') {
             key.push('/');
         }
-        let options = self.read_options().with_range(prefix_range_end(&key)).with_count_only();
+        let options = self
+            .read_options()
+            .with_range(prefix_range_end(&key))
+            .with_count_only();
         let mut kv = self.client.kv_client();
         let resp = call(self.request_timeout, kv.get(key.as_str(), Some(options))).await?;
         Ok(resp.count())

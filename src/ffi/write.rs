@@ -21,9 +21,14 @@ pub struct storage_preconditions {
 
 fn preconditions(p: *const storage_preconditions) -> Result<Option<Preconditions>> {
     // SAFETY: a non-NULL pointer points to a readable struct.
-    let Some(p) = (unsafe { p.as_ref() }) else { return Ok(None) };
+    let Some(p) = (unsafe { p.as_ref() }) else {
+        return Ok(None);
+    };
     let field = |f: *const c_char, name| -> Result<Option<String>> {
-        Ok((!f.is_null()).then(|| opt_str_arg(f, name)).transpose()?.map(str::to_owned))
+        Ok((!f.is_null())
+            .then(|| opt_str_arg(f, name))
+            .transpose()?
+            .map(str::to_owned))
     };
     Ok(Some(Preconditions {
         uid: field(p.uid, "preconditions.uid")?,
@@ -34,7 +39,11 @@ fn preconditions(p: *const storage_preconditions) -> Result<Option<Preconditions
 /// `len` bytes at `data`; NULL is allowed only for `len == 0`.
 fn bytes_arg<'a>(data: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
     if data.is_null() {
-        return if len == 0 { Ok(&[]) } else { Err(StorageError::invalid_argument(format!("{name} is NULL"))) };
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(StorageError::invalid_argument(format!("{name} is NULL")))
+        };
     }
     // SAFETY: the caller passes `len` readable bytes at `data`.
     Ok(unsafe { slice::from_raw_parts(data, len) })
@@ -177,7 +186,8 @@ pub extern "C" fn storage_guaranteed_update(
         let f = try_update.ok_or_else(|| StorageError::invalid_argument("try_update is NULL"))?;
         let user_data = UserData(user_data);
         let mut update = |current: Option<&Object>| -> Result<Vec<u8>> {
-            let (ptr, len) = current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
+            let (ptr, len) =
+                current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
             let (mut new, mut new_len) = (std::ptr::null::<u8>(), 0usize);
             let code = f(user_data.get(), ptr, len, &mut new, &mut new_len);
             if code != storage_code::STORAGE_OK {
@@ -188,7 +198,12 @@ pub extern "C" fn storage_guaranteed_update(
             }
             Ok(bytes_arg(new, new_len, "the object try_update returned")?.to_vec())
         };
-        let updated = handle.block_on(handle.store.guaranteed_update(key, ignore_not_found, pre.as_ref(), &mut update))?;
+        let updated = handle.block_on(handle.store.guaranteed_update(
+            key,
+            ignore_not_found,
+            pre.as_ref(),
+            &mut update,
+        ))?;
         // SAFETY: a non-NULL out-parameter points to writable memory.
         if let Some(out) = unsafe { out_object.as_mut() } {
             put_object(out, updated);
