@@ -166,3 +166,9 @@ fn health_check_turns_healthy_after_etcd_starts() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn writes_lists_and_counts_through_the_c_abi() {
+    let etcd = Etcd::start();
+    run("writes", &[&etcd.config("")]);
+}

@@ -26,13 +26,16 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int contains(const storage_bytes *b, const char *needle) {
+/* The offset of `needle` in `b` (which is not NUL-terminated), or -1. */
+static long find(const storage_bytes *b, const char *needle) {
   size_t n = strlen(needle);
-  if (b->data == NULL || b->len < n) return 0;
+  if (b->data == NULL || b->len < n) return -1;
   for (size_t i = 0; i + n <= b->len; i++)
-    if (memcmp(b->data + i, needle, n) == 0) return 1;
-  return 0;
+    if (memcmp(b->data + i, needle, n) == 0) return (long)i;
+  return -1;
 }
+
+static int contains(const storage_bytes *b, const char *needle) { return find(b, needle) >= 0; }
 
 /* Calls expected to fail: checks the code, that the message mentions `needle`,
  * and frees the error. */
@@ -171,6 +174,146 @@ static void case_info(char **argv) {
   obj.data = NULL;
   rc = storage_get_with_info(s, "/no/such/key", NULL, true, &obj, &info, NULL);
   CHECK(rc == STORAGE_OK && !info.found && info.resource_version == 0 && obj.data == NULL, "missing, ignored");
+  storage_destroy(s);
+}
+
+/* Increments the "n" field of {"metadata":{"name":"w"},"n":N}; user_data is
+ * the thread's buffer for the new object. */
+static storage_code increment(void *user_data, const uint8_t *current, size_t current_len, const uint8_t **out_new,
+                              size_t *out_new_len) {
+  char *buf = user_data;
+  char cur[256];
+  if (current == NULL || current_len >= sizeof cur) return STORAGE_ERR_INVALID_OBJ;
+  memcpy(cur, current, current_len);
+  cur[current_len] = '\0';
+  const char *n = strstr(cur, "\"n\":");
+  if (n == NULL) return STORAGE_ERR_INVALID_OBJ;
+  snprintf(buf, 256, "{\"metadata\":{\"name\":\"w\"},\"n\":%d}", atoi(n + 4) + 1);
+  *out_new = (const uint8_t *)buf;
+  *out_new_len = strlen(buf);
+  return STORAGE_OK;
+}
+
+static storage_code refuse(void *user_data, const uint8_t *current, size_t current_len, const uint8_t **out_new,
+                           size_t *out_new_len) {
+  (void)user_data, (void)current, (void)current_len, (void)out_new, (void)out_new_len;
+  return STORAGE_ERR_RESOURCE_VERSION_CONFLICTS;
+}
+
+struct updater {
+  storage *s;
+  int bad;
+};
+
+static void *update_loop(void *p) {
+  struct updater *u = p;
+  char buf[256];
+  for (int i = 0; i < 50; i++) {
+    storage_error *err = NULL;
+    storage_code rc = storage_guaranteed_update(u->s, "/w/counter", false, NULL, increment, buf, NULL, &err);
+    if (rc != STORAGE_OK && u->bad++ == 0) fprintf(stderr, "update: %d %s\n", rc, storage_error_message(err));
+    storage_error_free(err);
+  }
+  return NULL;
+}
+
+/* writes CONFIG: create, update, delete, list, count from C */
+static void case_writes(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_error *err = NULL;
+  storage_bytes obj = {NULL, 0};
+  const char *counter = "{\"metadata\":{\"name\":\"w\"},\"n\":0}";
+  storage_code rc = storage_create_object(s, "/w/counter", (const uint8_t *)counter, strlen(counter), 0, &obj, &err);
+  CHECK(rc == STORAGE_OK, "create: %s", storage_error_message(err));
+  CHECK(contains(&obj, "\"resourceVersion\":\""), "created object carries its resourceVersion");
+  storage_bytes_free(obj);
+  EXPECT_ERR(storage_create_object(s, "/w/counter", (const uint8_t *)counter, strlen(counter), 0, NULL, &err),
+             STORAGE_ERR_KEY_EXISTS, NULL, "create twice");
+  const char *with_rv = "{\"metadata\":{\"name\":\"v\",\"resourceVersion\":\"3\"}}";
+  EXPECT_ERR(storage_create_object(s, "/w/v", (const uint8_t *)with_rv, strlen(with_rv), 0, NULL, &err),
+             STORAGE_ERR_INVALID_OBJ, "resourceVersion should not be set", "create with rv");
+
+  /* 4 threads x 50 increments through the callback: no update lost */
+  pthread_t t[4];
+  struct updater u[4];
+  for (int i = 0; i < 4; i++) {
+    u[i] = (struct updater){s, 0};
+    pthread_create(&t[i], NULL, update_loop, &u[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    CHECK(u[i].bad == 0, "thread %d: %d failed updates", i, u[i].bad);
+  }
+  obj.data = NULL;
+  CHECK(storage_get(s, "/w/counter", NULL, false, &obj, NULL) == STORAGE_OK, "get counter");
+  CHECK(contains(&obj, "\"n\":200"), "counter is %.*s", (int)obj.len, (char *)obj.data);
+  storage_bytes_free(obj);
+  EXPECT_ERR(storage_guaranteed_update(s, "/w/counter", false, NULL, refuse, NULL, NULL, &err),
+             STORAGE_ERR_RESOURCE_VERSION_CONFLICTS, "aborted by try_update", "callback abort");
+  EXPECT_ERR(storage_guaranteed_update(s, "/w/none", false, NULL, increment, NULL, NULL, &err),
+             STORAGE_ERR_KEY_NOT_FOUND, NULL, "update missing");
+
+  /* delete: a failed precondition, then for real */
+  storage_preconditions wrong = {"no-such-uid", NULL};
+  EXPECT_ERR(storage_delete(s, "/w/counter", &wrong, NULL, &err), STORAGE_ERR_INVALID_OBJ, "Precondition failed",
+             "delete precondition");
+  obj.data = NULL;
+  CHECK(storage_delete(s, "/w/counter", NULL, &obj, NULL) == STORAGE_OK, "delete");
+  CHECK(contains(&obj, "\"n\":200"), "deleted object returned");
+  storage_bytes_free(obj);
+  EXPECT_ERR(storage_delete(s, "/w/counter", NULL, NULL, &err), STORAGE_ERR_KEY_NOT_FOUND, NULL, "delete twice");
+
+  /* list in pages of 2 over 5 objects, and count */
+  for (int i = 0; i < 5; i++) {
+    char key[32], body[64];
+    snprintf(key, sizeof key, "/l/item%d", i);
+    snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"item%d\"}}", i);
+    CHECK(storage_create_object(s, key, (const uint8_t *)body, strlen(body), 0, NULL, NULL) == STORAGE_OK, "seed");
+  }
+  int64_t count = -1;
+  CHECK(storage_count(s, "/l", &count, NULL) == STORAGE_OK && count == 5, "count %lld", (long long)count);
+  char token[512] = "";
+  int pages = 0, seen = 0;
+  do {
+    obj.data = NULL;
+    rc = storage_list(s, "/l", NULL, 2, token, &obj, &err);
+    CHECK(rc == STORAGE_OK, "list: %s", storage_error_message(err));
+    if (rc != STORAGE_OK) break;
+    pages++;
+    for (int i = 0; i < 5; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "\"name\":\"item%d\"", i);
+      seen += contains(&obj, name);
+    }
+    token[0] = '\0';
+    long at = find(&obj, "\"continue\":\"");
+    if (at >= 0) {
+      /* Copy the token up to its closing quote. */
+      size_t off = (size_t)at + 12, n = 0;
+      while (off + n < obj.len && obj.data[off + n] != '"' && n + 1 < sizeof token) n++;
+      memcpy(token, obj.data + off, n);
+      token[n] = '\0';
+    }
+    storage_bytes_free(obj);
+  } while (token[0] != '\0' && pages < 10);
+  CHECK(pages == 3 && seen == 5, "pages %d, items %d", pages, seen);
+  EXPECT_ERR(storage_list(s, "/l", NULL, 2, "bogus", &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "continue",
+             "bad token");
+
+  /* NULL arguments */
+  EXPECT_ERR(storage_create_object(NULL, "/k", NULL, 0, 0, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "c");
+  EXPECT_ERR(storage_create_object(s, NULL, NULL, 0, 0, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "key", "c key");
+  EXPECT_ERR(storage_create_object(s, "/k", NULL, 5, 0, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "object", "c obj");
+  EXPECT_ERR(storage_delete(NULL, "/k", NULL, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "d");
+  EXPECT_ERR(storage_delete(s, NULL, NULL, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "key", "d key");
+  EXPECT_ERR(storage_guaranteed_update(NULL, "/k", false, NULL, increment, NULL, NULL, &err),
+             STORAGE_ERR_INVALID_ARGUMENT, "storage", "u");
+  EXPECT_ERR(storage_guaranteed_update(s, "/k", false, NULL, NULL, NULL, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT,
+             "try_update", "u fn");
+  EXPECT_ERR(storage_list(NULL, "/l", NULL, 0, NULL, &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "l");
+  EXPECT_ERR(storage_list(s, "/l", NULL, 0, NULL, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_list", "l out");
+  EXPECT_ERR(storage_count(s, NULL, &count, &err), STORAGE_ERR_INVALID_ARGUMENT, "key", "n key");
+  EXPECT_ERR(storage_count(s, "/l", NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_count", "n out");
   storage_destroy(s);
 }
 
@@ -379,7 +522,7 @@ int main(int argc, char **argv) {
     int nargs;
     void (*run)(char **);
   } cases[] = {
-      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info},
+      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 1, case_writes},
       {"nulls", 1, case_nulls},         {"configs", 1, case_configs}, {"threads", 4, case_threads},
       {"down", 3, case_down},           {"check_wait", 1, case_check_wait},
   };
