@@ -25,7 +25,11 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
             let store = etcd3::Store::new(client.clone(), config, transformer);
             let compactor = (config.compaction_interval_s > 0).then(|| {
                 let interval = Duration::from_secs(config.compaction_interval_s);
-                etcd3::start_compactor(client.clone(), interval, config.request_timeout())
+                etcd3::start_compactor(
+                    client.clone(),
+                    interval,
+                    etcd3::Rpc::new(config, config.request_timeout()),
+                )
             });
             let destroy: DestroyFunc = Box::new(move || {
                 if let Some(compactor) = compactor {
@@ -48,7 +52,7 @@ pub async fn create_health_check(config: &Config) -> Result<etcd3::HealthCheck> 
             Ok(etcd3::HealthCheck::start(
                 client,
                 &config.prefix,
-                config.health_timeout(),
+                etcd3::Rpc::new(config, config.health_timeout()),
             ))
         }
     }

@@ -35,9 +35,7 @@ pub async fn new_client(config: &Config) -> Result<Client> {
 /// TLS is on when an endpoint says `https://` or a TLS file is given, as in Go,
 /// where any TLS file makes scheme-less endpoints secure.
 fn tls_options(config: &Config) -> Result<Option<TlsOptions>> {
-    let any_https = config.server_list.iter().any(|s| s.starts_with("https://"));
-    let any_file = !(config.ca_file.is_empty() && config.cert_file.is_empty());
-    if !any_https && !any_file {
+    if !tls_enabled(config) {
         return Ok(None);
     }
     let mut tls = TlsOptions::new();
@@ -108,24 +106,104 @@ fn bad_pem(field: &str, path: &str, why: impl Display) -> StorageError {
     ))
 }
 
-/// Runs one etcd request within `timeout`, mapping client errors to storage codes.
+/// How requests are made: their deadline, and whether the client speaks TLS
+/// (so connection failures can be explained as TLS problems).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rpc {
+    pub timeout: Duration,
+    pub tls: bool,
+    /// Whether we present a client certificate: a server's rejection means
+    /// "send one" without, "not this one" with.
+    pub client_cert: bool,
+}
+
+impl Rpc {
+    pub fn new(config: &Config, timeout: Duration) -> Self {
+        Rpc {
+            timeout,
+            tls: tls_enabled(config),
+            client_cert: !config.cert_file.is_empty(),
+        }
+    }
+}
+
+fn tls_enabled(config: &Config) -> bool {
+    config.server_list.iter().any(|s| s.starts_with("https://"))
+        || !(config.ca_file.is_empty() && config.cert_file.is_empty())
+}
+
+/// Runs one etcd request within the deadline, mapping client errors to storage codes.
 pub(crate) async fn call<T>(
-    timeout: Duration,
+    rpc: Rpc,
     request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
 ) -> Result<T> {
-    match tokio::time::timeout(timeout, request).await {
-        Ok(result) => result.map_err(from_etcd),
+    match tokio::time::timeout(rpc.timeout, request).await {
+        Ok(result) => result.map_err(|e| from_etcd(e, rpc)),
         Err(_) => Err(StorageError::new(
             Code::Timeout,
-            format!("etcd request timed out after {} ms", timeout.as_millis()),
+            format!(
+                "etcd request timed out after {} ms",
+                rpc.timeout.as_millis()
+            ),
         )),
     }
 }
 
-fn from_etcd(e: etcd_client::Error) -> StorageError {
+/// The whole chain of causes: tonic hides the useful part (a TLS alert, a
+/// refused connection) in `source()`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Names the TLS problem behind a connection failure, when there is one.
+fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static str> {
+    let has = |s: &str| detail.contains(s);
+    // With TLS 1.3 the server checks our certificate after the handshake: its
+    // alert may arrive, or only the closed connection.
+    let rejected = [
+        "BadCertificate",
+        "UnknownCA",
+        "CertificateRequired",
+        "broken pipe",
+        "connection closed",
+    ];
+    Some(if has("invalid peer certificate") {
+        "TLS: the server's certificate is not trusted (check ca_file, and that the certificate names this host)"
+    } else if rejected.iter().any(|r| has(r)) {
+        if client_cert {
+            "TLS: the server rejected our client certificate (is cert_file signed by a CA the server trusts?)"
+        } else {
+            "TLS: the server requires a client certificate: set cert_file and key_file"
+        }
+    } else if has("tls handshake eof") || has("InvalidContentType") || has("corrupt message") {
+        "TLS: the handshake failed: the server did not answer as a TLS server (is it plaintext? use http://)"
+    } else {
+        return None;
+    })
+}
+
+fn from_etcd(e: etcd_client::Error, rpc: Rpc) -> StorageError {
     use etcd_client::Error as E;
     use tonic::Code as G;
+    let detail = chain(&e);
+    if rpc.tls {
+        if let Some(problem) = tls_problem(&detail, rpc.client_cert) {
+            return StorageError::new(Code::Unreachable, format!("{problem}: {detail}"));
+        }
+    }
     let code = match &e {
+        E::GRpcStatus(s) if s.code() == G::Unknown && std::error::Error::source(s).is_some() => {
+            Code::Unreachable
+        }
         E::GRpcStatus(s) => match s.code() {
             G::Unavailable => Code::Unreachable,
             // tonic reports its per-request timeout as Cancelled.
@@ -145,7 +223,7 @@ fn from_etcd(e: etcd_client::Error) -> StorageError {
         E::TransportError(_) | E::IoError(_) => Code::Unreachable,
         _ => Code::Internal,
     };
-    StorageError::new(code, e.to_string())
+    StorageError::new(code, detail)
 }
 
 /// clientv3's `GetPrefixRangeEnd`: the first key after every key starting with `prefix`.

@@ -8,19 +8,19 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use tokio::task::JoinHandle;
 
-use super::client::call;
+use super::client::{call, Rpc};
 use crate::storage::Result;
 
 const COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// One round: returns the new logical time and the revision to compact next round.
-async fn compact(client: &Client, timeout: Duration, time: i64, rev: i64) -> Result<(i64, i64)> {
+async fn compact(client: &Client, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64)> {
     let txn = Txn::new()
         .when([Compare::version(COMPACT_REV_KEY, CompareOp::Equal, time)])
         .and_then([TxnOp::put(COMPACT_REV_KEY, rev.to_string(), None)])
         .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
     let mut kv = client.kv_client();
-    let resp = call(timeout, kv.txn(txn)).await?;
+    let resp = call(rpc, kv.txn(txn)).await?;
     if !resp.succeeded() {
         // Another server compacted this round: adopt its clock.
         let version = match resp.op_responses().first() {
@@ -31,19 +31,19 @@ async fn compact(client: &Client, timeout: Duration, time: i64, rev: i64) -> Res
     }
     let now = resp.header().map_or(0, |h| h.revision());
     if rev != 0 {
-        call(timeout, kv.compact(rev, None)).await?;
+        call(rpc, kv.compact(rev, None)).await?;
     }
     Ok((time + 1, now))
 }
 
 /// Starts the compactor on the current runtime; abort the handle to stop it.
-pub fn start(client: Client, interval: Duration, timeout: Duration) -> JoinHandle<()> {
+pub(crate) fn start(client: Client, interval: Duration, rpc: Rpc) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (mut time, mut rev) = (0, 0);
         loop {
             tokio::time::sleep(interval).await;
             // A failed round keeps the clock; the next one retries.
-            if let Ok((t, r)) = compact(&client, timeout, time, rev).await {
+            if let Ok((t, r)) = compact(&client, rpc, time, rev).await {
                 (time, rev) = (t, r);
             }
         }

@@ -6,23 +6,20 @@ use std::time::Duration;
 use etcd_client::Client;
 use tokio::task::JoinHandle;
 
-use super::client::call;
+use super::client::{call, Rpc};
 use crate::storage::{clean_path, Code, Result, StorageError};
 
 /// Today's Kubernetes check: a Get of `path.Join("/", prefix, "health")`
 /// bounded by the health timeout.
-pub async fn health_get(client: &Client, prefix: &str, timeout: Duration) -> Result<()> {
+pub(crate) async fn health_get(client: &Client, prefix: &str, rpc: Rpc) -> Result<()> {
     let key = clean_path(&format!("/{prefix}/health"));
     let mut kv = client.kv_client();
-    call(timeout, kv.get(key, None))
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            StorageError::new(
-                Code::Unreachable,
-                format!("error getting data from etcd: {e}"),
-            )
-        })
+    call(rpc, kv.get(key, None)).await.map(|_| ()).map_err(|e| {
+        StorageError::new(
+            Code::Unreachable,
+            format!("error getting data from etcd: {e}"),
+        )
+    })
 }
 
 /// Go's `CreateHealthCheck`: probes in the background until etcd first answers,
@@ -30,7 +27,7 @@ pub async fn health_get(client: &Client, prefix: &str, timeout: Duration) -> Res
 pub struct HealthCheck {
     client: Client,
     prefix: String,
-    timeout: Duration,
+    rpc: Rpc,
     /// `None` once a probe has succeeded; otherwise why the client is not connected.
     not_connected: Arc<Mutex<Option<String>>>,
     prober: JoinHandle<()>,
@@ -40,7 +37,7 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl HealthCheck {
     /// Must be called inside a tokio runtime, which runs the background prober.
-    pub fn start(client: Client, prefix: &str, timeout: Duration) -> Self {
+    pub(crate) fn start(client: Client, prefix: &str, rpc: Rpc) -> Self {
         let not_connected = Arc::new(Mutex::new(Some(
             "etcd client connection not yet established".to_owned(),
         )));
@@ -49,7 +46,7 @@ impl HealthCheck {
                 (client.clone(), prefix.to_owned(), not_connected.clone());
             async move {
                 loop {
-                    let result = health_get(&client, &prefix, timeout).await;
+                    let result = health_get(&client, &prefix, rpc).await;
                     let connected = result.is_ok();
                     *state.lock().unwrap_or_else(|p| p.into_inner()) =
                         result.err().map(|e| e.message);
@@ -63,7 +60,7 @@ impl HealthCheck {
         HealthCheck {
             client,
             prefix: prefix.to_owned(),
-            timeout,
+            rpc,
             not_connected,
             prober,
         }
@@ -78,7 +75,7 @@ impl HealthCheck {
         if let Some(message) = pending {
             return Err(StorageError::new(Code::Unreachable, message));
         }
-        health_get(&self.client, &self.prefix, self.timeout).await
+        health_get(&self.client, &self.prefix, self.rpc).await
     }
 }
 

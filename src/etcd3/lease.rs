@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use etcd_client::Client;
 use tokio::sync::Mutex;
 
-use super::client::call;
+use super::client::{call, Rpc};
 use crate::storage::Result;
 
 /// Reuse a lease for at most this long past the requested TTL...
@@ -24,15 +24,15 @@ struct Current {
 
 pub struct LeaseManager {
     client: Client,
-    timeout: Duration,
+    rpc: Rpc,
     current: Mutex<Option<Current>>,
 }
 
 impl LeaseManager {
-    pub fn new(client: Client, timeout: Duration) -> Self {
+    pub(crate) fn new(client: Client, rpc: Rpc) -> Self {
         LeaseManager {
             client,
-            timeout,
+            rpc,
             current: Mutex::new(None),
         }
     }
@@ -57,7 +57,7 @@ impl LeaseManager {
         }
         let granted = ttl + reuse;
         let mut leases = self.client.lease_client();
-        let resp = call(self.timeout, leases.grant(granted, None)).await?;
+        let resp = call(self.rpc, leases.grant(granted, None)).await?;
         *current = Some(Current {
             id: resp.id(),
             expires: now + secs(granted),

@@ -59,18 +59,15 @@ pub(super) async fn list(
     let mut has_more;
     loop {
         let mut kv = store.client.kv_client();
-        let resp = call(
-            store.request_timeout,
-            kv.get(key.as_str(), Some(options.clone())),
-        )
-        .await
-        .map_err(|e| {
-            if e.code == Code::Expired {
-                expired(continuing)
-            } else {
-                e
-            }
-        })?;
+        let resp = call(store.rpc, kv.get(key.as_str(), Some(options.clone())))
+            .await
+            .map_err(|e| {
+                if e.code == Code::Expired {
+                    expired(continuing)
+                } else {
+                    e
+                }
+            })?;
         has_more = resp.more();
         if resp.kvs().is_empty() && has_more {
             return Err(StorageError::internal(

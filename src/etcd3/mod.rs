@@ -9,6 +9,7 @@ mod list;
 mod store;
 
 pub use client::new_client;
-pub use compact::start as start_compactor;
-pub use health::{health_get, HealthCheck};
+pub(crate) use client::Rpc;
+pub(crate) use compact::start as start_compactor;
+pub use health::HealthCheck;
 pub use store::Store;

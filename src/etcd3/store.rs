@@ -1,7 +1,6 @@
 //! The etcd3 store: Go's `etcd3.store`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -9,7 +8,7 @@ use etcd_client::{
     TxnOpResponse, TxnResponse,
 };
 
-use super::client::{call, prefix_range_end};
+use super::client::{call, prefix_range_end, Rpc};
 use super::health::health_get;
 use super::lease::LeaseManager;
 use super::list;
@@ -30,8 +29,8 @@ pub struct Store {
     pub(super) paging: bool,
     transformer: Arc<dyn Transformer>,
     codec: Codec,
-    pub(super) request_timeout: Duration,
-    health_timeout: Duration,
+    pub(super) rpc: Rpc,
+    health: Rpc,
     leases: LeaseManager,
 }
 
@@ -46,15 +45,15 @@ pub(super) struct State {
 impl Store {
     pub fn new(client: Client, config: &Config, transformer: Arc<dyn Transformer>) -> Self {
         Store {
-            leases: LeaseManager::new(client.clone(), config.request_timeout()),
+            leases: LeaseManager::new(client.clone(), Rpc::new(config, config.request_timeout())),
             client,
             prefix: config.prefix.clone(),
             quorum: config.quorum,
             paging: config.paging,
             transformer,
             codec: Codec::new(config.codec),
-            request_timeout: config.request_timeout(),
-            health_timeout: config.health_timeout(),
+            rpc: Rpc::new(config, config.request_timeout()),
+            health: Rpc::new(config, config.health_timeout()),
         }
     }
 
@@ -135,7 +134,7 @@ impl Store {
 
     async fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
         let mut kv = self.client.kv_client();
-        let resp = call(self.request_timeout, kv.get(key, Some(self.read_options()))).await?;
+        let resp = call(self.rpc, kv.get(key, Some(self.read_options()))).await?;
         Ok(resp.kvs().first().cloned())
     }
 
@@ -192,7 +191,7 @@ impl Store {
             .and_then([TxnOp::delete(key, None)])
             .or_else([TxnOp::get(key, None)]);
         let mut kv = self.client.kv_client();
-        let resp = call(self.request_timeout, kv.txn(txn)).await?;
+        let resp = call(self.rpc, kv.txn(txn)).await?;
         if resp.succeeded() {
             Ok(Ok(()))
         } else {
@@ -245,11 +244,7 @@ impl Interface for Store {
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
         let mut kv = self.client.kv_client();
-        let resp = call(
-            self.request_timeout,
-            kv.get(key.as_bytes(), Some(self.read_options())),
-        )
-        .await?;
+        let resp = call(self.rpc, kv.get(key.as_bytes(), Some(self.read_options()))).await?;
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
         match self.state(&key, resp.kvs().first())? {
@@ -260,7 +255,7 @@ impl Interface for Store {
     }
 
     async fn health(&self) -> Result<()> {
-        health_get(&self.client, &self.prefix, self.health_timeout).await
+        health_get(&self.client, &self.prefix, self.health).await
     }
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
@@ -275,7 +270,7 @@ impl Interface for Store {
             .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.as_str(), stored, self.put_options(lease))]);
         let mut kv = self.client.kv_client();
-        let resp = call(self.request_timeout, kv.txn(txn)).await?;
+        let resp = call(self.rpc, kv.txn(txn)).await?;
         if !resp.succeeded() {
             return Err(StorageError::with_key(Code::KeyExists, &key, 0, ""));
         }
@@ -333,7 +328,7 @@ impl Interface for Store {
                 .and_then([TxnOp::put(key.as_str(), stored, None)])
                 .or_else([TxnOp::get(key.as_str(), None)]);
             let mut kv = self.client.kv_client();
-            let resp = call(self.request_timeout, kv.txn(txn)).await?;
+            let resp = call(self.rpc, kv.txn(txn)).await?;
             if !resp.succeeded() {
                 current = first_kv(&resp);
                 continue;
@@ -365,7 +360,7 @@ impl Interface for Store {
             .with_range(prefix_range_end(&key))
             .with_count_only();
         let mut kv = self.client.kv_client();
-        let resp = call(self.request_timeout, kv.get(key.as_str(), Some(options))).await?;
+        let resp = call(self.rpc, kv.get(key.as_str(), Some(options))).await?;
         Ok(resp.count())
     }
 }

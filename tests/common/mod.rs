@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 pub mod cbuild;
+pub mod tls;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ fn etcd_binary() -> String {
 /// One etcd member.
 pub struct Member {
     pub name: String,
+    /// `https` when the member serves clients over TLS.
+    scheme: &'static str,
+    extra: Vec<String>,
     pub client_port: u16,
     pub peer_port: u16,
     dir: TempDir,
@@ -48,6 +52,8 @@ impl Member {
     fn new(name: &str) -> Member {
         Member {
             name: name.into(),
+            scheme: "http",
+            extra: Vec::new(),
             client_port: free_port(),
             peer_port: free_port(),
             dir: tempfile::tempdir().unwrap(),
@@ -56,14 +62,14 @@ impl Member {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
     }
 
-    fn spawn(&mut self, initial_cluster: &str, extra: &[&str]) {
+    fn spawn(&mut self, initial_cluster: &str) {
         assert!(self.child.is_none(), "member {} already running", self.name);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).unwrap();
         let child = Command::new(etcd_binary())
@@ -81,7 +87,7 @@ impl Member {
                 "--initial-cluster-token",
                 "test",
             ])
-            .args(extra)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -134,6 +140,21 @@ impl Etcd {
         etcd
     }
 
+    /// One member serving clients over mutual TLS with `certs`; not waited
+    /// for (the harness's own client speaks plaintext).
+    pub fn start_tls(certs: &tls::Certs) -> Etcd {
+        let mut etcd = Self::unstarted(1);
+        etcd.members[0].scheme = "https";
+        etcd.members[0].extra = certs.server_args();
+        etcd.spawn(0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", etcd.members[0].client_port)).is_err() {
+            assert!(Instant::now() < deadline, "etcd with TLS did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+
     /// Ports and directories chosen, nothing running yet.
     pub fn unstarted(n: usize) -> Etcd {
         let members: Vec<Member> = (0..n).map(|i| Member::new(&format!("m{i}"))).collect();
@@ -150,7 +171,7 @@ impl Etcd {
 
     fn spawn(&mut self, i: usize) {
         let initial = self.initial_cluster.clone();
-        self.members[i].spawn(&initial, &[]);
+        self.members[i].spawn(&initial);
     }
 
     /// Starts (or restarts, keeping its data) member `i` and waits until the
