@@ -21,12 +21,12 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
         StorageType::Etcd2 => Err(etcd2_unsupported()),
         StorageType::Etcd3 => {
             let transformer = value::from_config(config.transformer.as_ref())?;
-            let client = etcd3::new_client(config).await?;
-            let store = etcd3::Store::new(client.clone(), config, transformer);
+            let pool = Arc::new(etcd3::Pool::connect(config).await?);
+            let store = etcd3::Store::new(pool.clone(), config, transformer);
             let compactor = (config.compaction_interval_s > 0).then(|| {
                 let interval = Duration::from_secs(config.compaction_interval_s);
                 etcd3::start_compactor(
-                    client.clone(),
+                    pool.clone(),
                     interval,
                     etcd3::Rpc::new(config, config.request_timeout()),
                 )
@@ -35,8 +35,8 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
                 if let Some(compactor) = compactor {
                     compactor.abort();
                 }
-                // Dropping the last clone of the client closes its connections.
-                drop(client);
+                // Dropping the last reference to the clients closes their connections.
+                drop(pool);
             });
             Ok((Arc::new(store), destroy))
         }
@@ -48,9 +48,9 @@ pub async fn create_health_check(config: &Config) -> Result<etcd3::HealthCheck> 
     match config.storage_type()? {
         StorageType::Etcd2 => Err(etcd2_unsupported()),
         StorageType::Etcd3 => {
-            let client = etcd3::new_client(config).await?;
+            let pool = Arc::new(etcd3::Pool::connect(config).await?);
             Ok(etcd3::HealthCheck::start(
-                client,
+                pool,
                 &config.prefix,
                 etcd3::Rpc::new(config, config.health_timeout()),
             ))

@@ -4,32 +4,41 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Certificate, Client, Identity, TlsOptions};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
 use crate::storage::{Code, Result, StorageError};
 
-/// Connects lazily: unlike Go's `WithBlock` dial this returns at once, and the
-/// first request made while etcd is unreachable fails instead.
-pub async fn new_client(config: &Config) -> Result<Client> {
+/// One client per endpoint, each over its own lazily connected channel:
+/// unlike Go's `WithBlock` dial this returns at once, and requests made while
+/// an endpoint is unreachable fail (and move on, see `Pool`) instead.
+pub(crate) async fn endpoint_clients(config: &Config) -> Result<Vec<(String, Client)>> {
     let tls = tls_options(config)?;
-    let endpoints = endpoints(config, tls.is_some())?;
-    let mut options = ConnectOptions::new()
-        .with_connect_timeout(config.dial_timeout())
-        .with_timeout(config.request_timeout())
-        .with_keep_alive(config.keepalive_time(), config.keepalive_timeout())
-        // Go's clientv3 pings only while streams are open (PermitWithoutStream=false).
-        .with_keep_alive_while_idle(false);
-    if let Some(tls) = tls {
-        options = options.with_tls(tls);
+    let mut clients = Vec::new();
+    for url in endpoints(config, tls.is_some())? {
+        let bad = |e: &dyn Display| {
+            StorageError::invalid_config(format!("invalid config field `server_list`: {url}: {e}"))
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| bad(&e))?
+            .connect_timeout(config.dial_timeout())
+            .timeout(config.request_timeout())
+            .http2_keep_alive_interval(config.keepalive_time())
+            .keep_alive_timeout(config.keepalive_timeout())
+            // Go's clientv3 pings only while streams are open (PermitWithoutStream=false).
+            .keep_alive_while_idle(false);
+        if let Some(tls) = &tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| bad(&e))?;
+        }
+        let channel = etcd_client::Channel::Tonic(endpoint.connect_lazy());
+        let client = Client::from_channel(channel, None)
+            .await
+            .map_err(|e| bad(&e))?;
+        clients.push((url, client));
     }
-    Client::connect(endpoints, Some(options))
-        .await
-        .map_err(|e| {
-            StorageError::invalid_config(format!("invalid config field `server_list`: {e}"))
-        })
+    Ok(clients)
 }
 
 /// TLS is on when an endpoint says `https://` or a TLS file is given, as in Go,
@@ -67,13 +76,16 @@ fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
         .server_list
         .iter()
         .map(|s| {
+            let s = s.trim();
             if tls && s.starts_with("http://") {
                 Err(StorageError::invalid_config(format!(
                     "invalid config field `server_list`: {s} is plaintext http but TLS is configured \
                      (an https:// endpoint or a TLS file is given); use https:// for every endpoint"
                 )))
+            } else if s.starts_with("http://") || s.starts_with("https://") {
+                Ok(s.to_owned())
             } else {
-                Ok(s.trim().to_owned())
+                Ok(format!("{}://{s}", if tls { "https" } else { "http" }))
             }
         })
         .collect()
@@ -132,20 +144,28 @@ fn tls_enabled(config: &Config) -> bool {
         || !(config.ca_file.is_empty() && config.cert_file.is_empty())
 }
 
-/// Runs one etcd request within the deadline, mapping client errors to storage codes.
-pub(crate) async fn call<T>(
+/// How a failed request failed, which decides whether it may be retried.
+pub(crate) enum Failure {
+    /// The request never left: no connection could be made.
+    NotSent(StorageError),
+    /// The connection failed: the request may or may not have been applied.
+    Connection(StorageError),
+    /// etcd answered with an error, or the problem is not the connection.
+    Final(StorageError),
+}
+
+/// Runs one etcd request within `timeout`.
+pub(crate) async fn attempt<T>(
     rpc: Rpc,
+    timeout: Duration,
     request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(rpc.timeout, request).await {
-        Ok(result) => result.map_err(|e| from_etcd(e, rpc)),
-        Err(_) => Err(StorageError::new(
+) -> std::result::Result<T, Failure> {
+    match tokio::time::timeout(timeout, request).await {
+        Ok(result) => result.map_err(|e| classify(e, rpc)),
+        Err(_) => Err(Failure::Connection(StorageError::new(
             Code::Timeout,
-            format!(
-                "etcd request timed out after {} ms",
-                rpc.timeout.as_millis()
-            ),
-        )),
+            format!("etcd request timed out after {} ms", timeout.as_millis()),
+        ))),
     }
 }
 
@@ -191,39 +211,52 @@ fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static str> {
     })
 }
 
-fn from_etcd(e: etcd_client::Error, rpc: Rpc) -> StorageError {
+fn classify(e: etcd_client::Error, rpc: Rpc) -> Failure {
     use etcd_client::Error as E;
     use tonic::Code as G;
     let detail = chain(&e);
     if rpc.tls {
         if let Some(problem) = tls_problem(&detail, rpc.client_cert) {
-            return StorageError::new(Code::Unreachable, format!("{problem}: {detail}"));
+            // Another endpoint would fail the same way: not worth the deadline.
+            return Failure::Final(StorageError::new(
+                Code::Unreachable,
+                format!("{problem}: {detail}"),
+            ));
         }
     }
-    let code = match &e {
-        E::GRpcStatus(s) if s.code() == G::Unknown && std::error::Error::source(s).is_some() => {
-            Code::Unreachable
-        }
+    let not_sent = [
+        "error trying to connect",
+        "tcp connect error",
+        "Connection refused",
+        "dns error",
+    ];
+    if not_sent.iter().any(|n| detail.contains(n)) {
+        return Failure::NotSent(StorageError::new(Code::Unreachable, detail));
+    }
+    let connection = |code| Failure::Connection(StorageError::new(code, detail.clone()));
+    match &e {
         E::GRpcStatus(s) => match s.code() {
-            G::Unavailable => Code::Unreachable,
-            // tonic reports its per-request timeout as Cancelled.
-            G::DeadlineExceeded | G::Cancelled => Code::Timeout,
+            G::Unavailable => connection(Code::Unreachable),
+            G::Unknown if std::error::Error::source(s).is_some() => connection(Code::Unreachable),
+            // tonic reports its per-request timeout, and a dropped connection, as Cancelled.
+            G::DeadlineExceeded | G::Cancelled => connection(Code::Timeout),
             G::OutOfRange if s.message().contains("required revision has been compacted") => {
-                Code::Expired
+                Failure::Final(StorageError::new(Code::Expired, detail))
             }
             G::OutOfRange
                 if s.message()
                     .contains("required revision is a future revision") =>
             {
-                Code::Timeout
+                Failure::Final(StorageError::new(Code::Timeout, detail))
             }
-            G::InvalidArgument | G::OutOfRange => Code::InvalidArgument,
-            _ => Code::Internal,
+            G::InvalidArgument | G::OutOfRange => {
+                Failure::Final(StorageError::new(Code::InvalidArgument, detail))
+            }
+            _ => Failure::Final(StorageError::new(Code::Internal, detail)),
         },
-        E::TransportError(_) | E::IoError(_) => Code::Unreachable,
-        _ => Code::Internal,
-    };
-    StorageError::new(code, detail)
+        E::TransportError(_) | E::IoError(_) => connection(Code::Unreachable),
+        _ => Failure::Final(StorageError::new(Code::Internal, detail)),
+    }
 }
 
 /// clientv3's `GetPrefixRangeEnd`: the first key after every key starting with `prefix`.

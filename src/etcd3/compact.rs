@@ -5,22 +5,29 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
+use std::sync::Arc;
+
+use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use tokio::task::JoinHandle;
 
-use super::client::{call, Rpc};
+use super::client::Rpc;
+use super::pool::Pool;
 use crate::storage::Result;
 
 const COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// One round: returns the new logical time and the revision to compact next round.
-async fn compact(client: &Client, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64)> {
+async fn compact(pool: &Pool, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64)> {
     let txn = Txn::new()
         .when([Compare::version(COMPACT_REV_KEY, CompareOp::Equal, time)])
         .and_then([TxnOp::put(COMPACT_REV_KEY, rev.to_string(), None)])
         .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
-    let mut kv = client.kv_client();
-    let resp = call(rpc, kv.txn(txn)).await?;
+    let resp = pool
+        .write(rpc, |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })
+        .await?;
     if !resp.succeeded() {
         // Another server compacted this round: adopt its clock.
         let version = match resp.op_responses().first() {
@@ -31,19 +38,23 @@ async fn compact(client: &Client, rpc: Rpc, time: i64, rev: i64) -> Result<(i64,
     }
     let now = resp.header().map_or(0, |h| h.revision());
     if rev != 0 {
-        call(rpc, kv.compact(rev, None)).await?;
+        pool.write(
+            rpc,
+            |c| async move { c.kv_client().compact(rev, None).await },
+        )
+        .await?;
     }
     Ok((time + 1, now))
 }
 
 /// Starts the compactor on the current runtime; abort the handle to stop it.
-pub(crate) fn start(client: Client, interval: Duration, rpc: Rpc) -> JoinHandle<()> {
+pub(crate) fn start(pool: Arc<Pool>, interval: Duration, rpc: Rpc) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (mut time, mut rev) = (0, 0);
         loop {
             tokio::time::sleep(interval).await;
             // A failed round keeps the clock; the next one retries.
-            if let Ok((t, r)) = compact(&client, rpc, time, rev).await {
+            if let Ok((t, r)) = compact(&pool, rpc, time, rev).await {
                 (time, rev) = (t, r);
             }
         }

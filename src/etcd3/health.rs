@@ -3,18 +3,23 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::Client;
 use tokio::task::JoinHandle;
 
-use super::client::{call, Rpc};
+use super::client::Rpc;
+use super::pool::Pool;
 use crate::storage::{clean_path, Code, Result, StorageError};
 
 /// Today's Kubernetes check: a Get of `path.Join("/", prefix, "health")`
 /// bounded by the health timeout.
-pub(crate) async fn health_get(client: &Client, prefix: &str, rpc: Rpc) -> Result<()> {
+pub(crate) async fn health_get(pool: &Pool, prefix: &str, rpc: Rpc) -> Result<()> {
     let key = clean_path(&format!("/{prefix}/health"));
-    let mut kv = client.kv_client();
-    call(rpc, kv.get(key, None)).await.map(|_| ()).map_err(|e| {
+    pool.read(rpc, |c| {
+        let key = key.clone();
+        async move { c.kv_client().get(key, None).await }
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| {
         StorageError::new(
             Code::Unreachable,
             format!("error getting data from etcd: {e}"),
@@ -25,7 +30,7 @@ pub(crate) async fn health_get(client: &Client, prefix: &str, rpc: Rpc) -> Resul
 /// Go's `CreateHealthCheck`: probes in the background until etcd first answers,
 /// reporting the last connection error until then.
 pub struct HealthCheck {
-    client: Client,
+    pool: Arc<Pool>,
     prefix: String,
     rpc: Rpc,
     /// `None` once a probe has succeeded; otherwise why the client is not connected.
@@ -37,16 +42,15 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl HealthCheck {
     /// Must be called inside a tokio runtime, which runs the background prober.
-    pub(crate) fn start(client: Client, prefix: &str, rpc: Rpc) -> Self {
+    pub(crate) fn start(pool: Arc<Pool>, prefix: &str, rpc: Rpc) -> Self {
         let not_connected = Arc::new(Mutex::new(Some(
             "etcd client connection not yet established".to_owned(),
         )));
         let prober = tokio::spawn({
-            let (client, prefix, state) =
-                (client.clone(), prefix.to_owned(), not_connected.clone());
+            let (pool, prefix, state) = (pool.clone(), prefix.to_owned(), not_connected.clone());
             async move {
                 loop {
-                    let result = health_get(&client, &prefix, rpc).await;
+                    let result = health_get(&pool, &prefix, rpc).await;
                     let connected = result.is_ok();
                     *state.lock().unwrap_or_else(|p| p.into_inner()) =
                         result.err().map(|e| e.message);
@@ -58,7 +62,7 @@ impl HealthCheck {
             }
         });
         HealthCheck {
-            client,
+            pool,
             prefix: prefix.to_owned(),
             rpc,
             not_connected,
@@ -75,7 +79,7 @@ impl HealthCheck {
         if let Some(message) = pending {
             return Err(StorageError::new(Code::Unreachable, message));
         }
-        health_get(&self.client, &self.prefix, self.rpc).await
+        health_get(&self.pool, &self.prefix, self.rpc).await
     }
 }
 

@@ -3,10 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use etcd_client::Client;
+use std::sync::Arc;
+
 use tokio::sync::Mutex;
 
-use super::client::{call, Rpc};
+use super::client::Rpc;
+use super::pool::Pool;
 use crate::storage::Result;
 
 /// Reuse a lease for at most this long past the requested TTL...
@@ -23,15 +25,15 @@ struct Current {
 }
 
 pub struct LeaseManager {
-    client: Client,
+    pool: Arc<Pool>,
     rpc: Rpc,
     current: Mutex<Option<Current>>,
 }
 
 impl LeaseManager {
-    pub(crate) fn new(client: Client, rpc: Rpc) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>, rpc: Rpc) -> Self {
         LeaseManager {
-            client,
+            pool,
             rpc,
             current: Mutex::new(None),
         }
@@ -56,8 +58,12 @@ impl LeaseManager {
             }
         }
         let granted = ttl + reuse;
-        let mut leases = self.client.lease_client();
-        let resp = call(self.rpc, leases.grant(granted, None)).await?;
+        let resp = self
+            .pool
+            .write(self.rpc, |c| async move {
+                c.lease_client().grant(granted, None).await
+            })
+            .await?;
         *current = Some(Current {
             id: resp.id(),
             expires: now + secs(granted),

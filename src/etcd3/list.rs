@@ -1,6 +1,6 @@
 //! Go's etcd3 `store.List`, with Kubernetes' paging.
 
-use super::client::{call, prefix_range_end};
+use super::client::prefix_range_end;
 use super::continue_token;
 use super::store::{parse_resource_version, Store};
 use crate::storage::{Code, ListOptions, ListResult, Result, StorageError};
@@ -58,8 +58,12 @@ pub(super) async fn list(
     let mut last_key: Option<String> = None;
     let mut has_more;
     loop {
-        let mut kv = store.client.kv_client();
-        let resp = call(store.rpc, kv.get(key.as_str(), Some(options.clone())))
+        let resp = store
+            .pool
+            .read(store.rpc, |c| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { c.kv_client().get(key, Some(options)).await }
+            })
             .await
             .map_err(|e| {
                 if e.code == Code::Expired {

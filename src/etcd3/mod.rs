@@ -6,10 +6,11 @@ mod continue_token;
 mod health;
 mod lease;
 mod list;
+mod pool;
 mod store;
 
-pub use client::new_client;
 pub(crate) use client::Rpc;
 pub(crate) use compact::start as start_compactor;
 pub use health::HealthCheck;
+pub(crate) use pool::Pool;
 pub use store::Store;

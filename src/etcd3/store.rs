@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions as EtcdGetOptions, KeyValue, PutOptions, Txn, TxnOp,
+    Compare, CompareOp, GetOptions as EtcdGetOptions, KeyValue, PutOptions, Txn, TxnOp,
     TxnOpResponse, TxnResponse,
 };
 
-use super::client::{call, prefix_range_end, Rpc};
+use super::client::{prefix_range_end, Rpc};
 use super::health::health_get;
 use super::lease::LeaseManager;
 use super::list;
+use super::pool::Pool;
 use crate::codec::versioner::{check_unset_resource_version, prepare_for_storage};
 use crate::codec::Codec;
 use crate::config::Config;
@@ -22,7 +23,7 @@ use crate::storage::{
 use crate::value::Transformer;
 
 pub struct Store {
-    pub(super) client: Client,
+    pub(super) pool: Arc<Pool>,
     prefix: String,
     /// false: serializable reads (Go's `NewWithNoQuorumRead`).
     quorum: bool,
@@ -43,10 +44,10 @@ pub(super) struct State {
 }
 
 impl Store {
-    pub fn new(client: Client, config: &Config, transformer: Arc<dyn Transformer>) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>, config: &Config, transformer: Arc<dyn Transformer>) -> Self {
         Store {
-            leases: LeaseManager::new(client.clone(), Rpc::new(config, config.request_timeout())),
-            client,
+            leases: LeaseManager::new(pool.clone(), Rpc::new(config, config.request_timeout())),
+            pool,
             prefix: config.prefix.clone(),
             quorum: config.quorum,
             paging: config.paging,
@@ -133,9 +134,25 @@ impl Store {
     }
 
     async fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
-        let resp = call(self.rpc, kv.get(key, Some(self.read_options()))).await?;
+        let options = self.read_options();
+        let resp = self
+            .pool
+            .read(self.rpc, |c| {
+                let options = options.clone();
+                async move { c.kv_client().get(key, Some(options)).await }
+            })
+            .await?;
         Ok(resp.kvs().first().cloned())
+    }
+
+    /// Runs a transaction: a write, retried only if it never reached etcd.
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.pool
+            .write(self.rpc, |c| {
+                let txn = txn.clone();
+                async move { c.kv_client().txn(txn).await }
+            })
+            .await
     }
 
     /// Go's `Preconditions.Check`.
@@ -190,8 +207,7 @@ impl Store {
             .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
             .and_then([TxnOp::delete(key, None)])
             .or_else([TxnOp::get(key, None)]);
-        let mut kv = self.client.kv_client();
-        let resp = call(self.rpc, kv.txn(txn)).await?;
+        let resp = self.txn(txn).await?;
         if resp.succeeded() {
             Ok(Ok(()))
         } else {
@@ -243,8 +259,14 @@ impl Interface for Store {
     async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>> {
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
-        let mut kv = self.client.kv_client();
-        let resp = call(self.rpc, kv.get(key.as_bytes(), Some(self.read_options()))).await?;
+        let options = self.read_options();
+        let resp = self
+            .pool
+            .read(self.rpc, |c| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { c.kv_client().get(key, Some(options)).await }
+            })
+            .await?;
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
         match self.state(&key, resp.kvs().first())? {
@@ -255,7 +277,7 @@ impl Interface for Store {
     }
 
     async fn health(&self) -> Result<()> {
-        health_get(&self.client, &self.prefix, self.health).await
+        health_get(&self.pool, &self.prefix, self.health).await
     }
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
@@ -269,8 +291,7 @@ impl Interface for Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.as_str(), stored, self.put_options(lease))]);
-        let mut kv = self.client.kv_client();
-        let resp = call(self.rpc, kv.txn(txn)).await?;
+        let resp = self.txn(txn).await?;
         if !resp.succeeded() {
             return Err(StorageError::with_key(Code::KeyExists, &key, 0, ""));
         }
@@ -327,8 +348,7 @@ impl Interface for Store {
                 .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
                 .and_then([TxnOp::put(key.as_str(), stored, None)])
                 .or_else([TxnOp::get(key.as_str(), None)]);
-            let mut kv = self.client.kv_client();
-            let resp = call(self.rpc, kv.txn(txn)).await?;
+            let resp = self.txn(txn).await?;
             if !resp.succeeded() {
                 current = first_kv(&resp);
                 continue;
@@ -359,8 +379,13 @@ impl Interface for Store {
             .read_options()
             .with_range(prefix_range_end(&key))
             .with_count_only();
-        let mut kv = self.client.kv_client();
-        let resp = call(self.rpc, kv.get(key.as_str(), Some(options))).await?;
+        let resp = self
+            .pool
+            .read(self.rpc, |c| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { c.kv_client().get(key, Some(options)).await }
+            })
+            .await?;
         Ok(resp.count())
     }
 }

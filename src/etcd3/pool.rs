@@ -1,0 +1,166 @@
+//! The endpoints of a cluster and the retry policy over them (the part of Go's
+//! clientv3 balancer kube-apiserver relies on, made stricter): a failed
+//! endpoint leaves the rotation for a while and is probed back in by the next
+//! request that finds no healthy endpoint, or when its time out is over.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use etcd_client::Client;
+
+use super::client::{attempt, endpoint_clients, Failure, Rpc};
+use crate::config::Config;
+use crate::storage::{Result, StorageError};
+
+/// How long a failed endpoint stays out of rotation, doubling per consecutive
+/// failure up to `MAX_DOWN`.
+const FIRST_DOWN: Duration = Duration::from_millis(500);
+const MAX_DOWN: Duration = Duration::from_secs(10);
+/// Pause between attempts, doubling up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+struct Member {
+    url: String,
+    client: Client,
+    /// `Some((until, failures))` while out of rotation.
+    down: Mutex<Option<(Instant, u32)>>,
+}
+
+impl Member {
+    fn down_until(&self) -> Option<Instant> {
+        self.down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(until, _)| until)
+    }
+
+    fn failed(&self) {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = down.map_or(0, |(_, f)| f) + 1;
+        let pause = FIRST_DOWN
+            .saturating_mul(1 << failures.min(8))
+            .min(MAX_DOWN);
+        *down = Some((Instant::now() + pause, failures));
+    }
+
+    fn succeeded(&self) {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        if down.is_some() {
+            *down = None;
+        }
+    }
+}
+
+pub(crate) struct Pool {
+    members: Vec<Member>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub async fn connect(config: &Config) -> Result<Pool> {
+        let members = endpoint_clients(config)
+            .await?
+            .into_iter()
+            .map(|(url, client)| Member {
+                url,
+                client,
+                down: Mutex::new(None),
+            })
+            .collect();
+        Ok(Pool {
+            members,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The next member in rotation; when every member is out, the one due back first.
+    fn pick(&self) -> &Member {
+        let n = self.members.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        (0..n)
+            .map(|i| &self.members[(start + i) % n])
+            .find(|m| m.down_until().is_none_or(|until| until <= now))
+            .unwrap_or_else(|| {
+                self.members
+                    .iter()
+                    .min_by_key(|m| m.down_until())
+                    .expect("a pool has members")
+            })
+    }
+
+    /// Runs an idempotent request (a read), moving to another endpoint after a
+    /// connection failure, with backoff, until the deadline.
+    pub async fn read<T, F, Fut>(&self, rpc: Rpc, op: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.run(rpc, true, op).await
+    }
+
+    /// Runs a request that must not be applied twice: it is retried only when
+    /// it provably never reached etcd; otherwise the error says the outcome is unknown.
+    pub async fn write<T, F, Fut>(&self, rpc: Rpc, op: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.run(rpc, false, op).await
+    }
+
+    async fn run<T, F, Fut>(&self, rpc: Rpc, idempotent: bool, op: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + rpc.timeout;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let member = self.pick();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // A read leaves time for another endpoint if this one hangs.
+            let budget =
+                if idempotent && self.members.len() > 1 && remaining > Duration::from_secs(2) {
+                    remaining / 2
+                } else {
+                    remaining
+                };
+            let error = match attempt(rpc, budget, op(member.client.clone())).await {
+                Ok(value) => {
+                    member.succeeded();
+                    return Ok(value);
+                }
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::NotSent(e)) => e,
+                Err(Failure::Connection(e)) if idempotent => e,
+                Err(Failure::Connection(e)) => {
+                    member.failed();
+                    return Err(unknown_outcome(e, &member.url));
+                }
+            };
+            member.failed();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining <= backoff {
+                return Err(error.context(&format!(
+                    "etcd at {} (no endpoint answered in time)",
+                    member.url
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+fn unknown_outcome(e: StorageError, url: &str) -> StorageError {
+    let message = format!(
+        "the connection to etcd at {url} failed while the write was in flight; \
+         it may or may not have been applied: {}",
+        e.message
+    );
+    StorageError::new(e.code, message)
+}
