@@ -77,8 +77,8 @@ impl Default for Config {
 impl Config {
     /// Parses and validates a JSON config. Errors name the offending field.
     pub fn from_json(json: &str) -> Result<Config> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." {
@@ -87,6 +87,8 @@ impl Config {
                 StorageError::invalid_config(format!("invalid config field `{path}`: {inner}"))
             }
         })?;
+        de.end()
+            .map_err(|e| StorageError::invalid_config(format!("invalid config: {e}")))?;
         config.validate()?;
         Ok(config)
     }
@@ -197,6 +199,7 @@ mod tests {
         assert!(e.message.contains("key_file"), "{}", e.message);
 
         assert_eq!(err("{").code, Code::InvalidConfig);
+        assert_eq!(err(r#"{"server_list":["a"]} x"#).code, Code::InvalidConfig);
         assert_eq!(err("[]").code, Code::InvalidConfig);
     }
 

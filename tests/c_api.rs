@@ -172,3 +172,43 @@ fn writes_lists_and_counts_through_the_c_abi() {
     let etcd = Etcd::start();
     run("writes", &[&etcd.config("")]);
 }
+
+#[test]
+fn hostile_inputs_get_their_documented_codes() {
+    let etcd = Etcd::start();
+    let program = compile_c(&["tests/c/hostile.c"], "hostile", &[]);
+    let aesgcm = r#""transformer":{"providers":[{"aesgcm":{"keys":[{"name":"key1","secret":"dwhZ/08myNrj5qqgb2WFNsPdHF5GCp/2rQY7cmtIG5A="}]}}]}"#;
+    let output = run_c(
+        &program,
+        &[
+            &etcd.config(""),
+            &etcd.config(r#""codec":"raw""#),
+            &etcd.config(aesgcm),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_success(&format!("hostile\n{stdout}"), &output);
+    let summary = stdout.lines().last().unwrap();
+    let passed: usize = summary
+        .trim_start_matches("hostile: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(passed >= 100, "{summary}");
+    eprintln!("{summary}");
+}
+
+#[test]
+fn a_fork_child_gets_a_clear_error_from_an_inherited_handle() {
+    let etcd = Etcd::start();
+    etcd.put("/registry/configmaps/default/cm1", CM.as_bytes());
+    // Natively: in a fork child, valgrind counts what only the parent's
+    // (absent) thread stacks reference as lost.
+    let output = Command::new(api_test())
+        .args(["fork", &etcd.config(""), "/configmaps/default/cm1"])
+        .output()
+        .unwrap();
+    assert_success("fork", &output);
+}

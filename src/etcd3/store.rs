@@ -232,8 +232,11 @@ pub(super) fn parse_resource_version(rv: &str) -> Result<i64> {
     if rv.is_empty() {
         return Ok(0);
     }
-    rv.parse::<u64>()
-        .ok()
+    // Go's ParseUint takes digits only: no sign, no spaces.
+    rv.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| rv.parse::<u64>().ok())
+        .flatten()
         .and_then(|v| i64::try_from(v).ok())
         .ok_or_else(|| {
             StorageError::invalid_argument(format!(

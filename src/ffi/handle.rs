@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::future::Future;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
@@ -60,17 +60,22 @@ impl Runtime2 {
     fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         if self.forked() {
             return Err(StorageError::unsupported(
-                "this handle was created by the parent process; a fork child must create its own",
+                "this handle was created before a fork, in the parent process; a fork child must create its own handle",
             ));
         }
         self.rt.block_on(f)
     }
 
     /// Drops `inner` inside the runtime, then stops the runtime within a bounded time.
-    fn shutdown<T>(self, inner: T) {
+    fn shutdown<T: Send + 'static>(self, inner: T) {
         if self.forked() {
             // The runtime's threads live in the parent: joining them would hang.
-            std::mem::forget((self, inner));
+            // Kept reachable rather than forgotten, so leak checkers see why.
+            static INHERITED: Mutex<Vec<Box<dyn Send>>> = Mutex::new(Vec::new());
+            INHERITED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Box::new((self, inner)));
             return;
         }
         {

@@ -1,6 +1,8 @@
 /* C-side tests of the ABI, driven by tests/c_api.rs: `api_test CASE ARGS...`.
  * Each case exits 0 when every check passes. */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +319,37 @@ static void case_writes(char **argv) {
   storage_destroy(s);
 }
 
+/* fork CONFIG KEY: a fork child gets a clear error from an inherited handle,
+ * can build its own, and the parent's handle keeps working. */
+static void case_fork(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_bytes obj = {NULL, 0};
+  CHECK(storage_get(s, argv[1], NULL, false, &obj, NULL) == STORAGE_OK, "parent get before fork");
+  storage_bytes_free(obj);
+  pid_t pid = fork();
+  if (pid == 0) {
+    storage_error *err = NULL;
+    storage_code rc = storage_get(s, argv[1], NULL, false, &obj, &err);
+    int ok = rc == STORAGE_ERR_UNSUPPORTED && strstr(storage_error_message(err), "fork") != NULL;
+    if (!ok) fprintf(stderr, "child: inherited handle gave %d %s\n", rc, storage_error_message(err));
+    storage_error_free(err);
+    storage_destroy(s); /* releases nothing: the runtime's threads are the parent's */
+    storage *mine = must_create(argv[0]);
+    obj.data = NULL;
+    rc = storage_get(mine, argv[1], NULL, false, &obj, NULL);
+    if (rc != STORAGE_OK) fprintf(stderr, "child: own handle gave %d\n", rc), ok = 0;
+    storage_bytes_free(obj);
+    storage_destroy(mine);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed");
+  obj.data = NULL;
+  CHECK(storage_get(s, argv[1], NULL, false, &obj, NULL) == STORAGE_OK, "parent get after fork");
+  storage_bytes_free(obj);
+  storage_destroy(s);
+}
+
 /* nulls CONFIG: every NULL argument of every function */
 static void case_nulls(char **argv) {
   const char *config = argv[0];
@@ -522,7 +555,7 @@ int main(int argc, char **argv) {
     int nargs;
     void (*run)(char **);
   } cases[] = {
-      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 1, case_writes},
+      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 1, case_writes}, {"fork", 2, case_fork},
       {"nulls", 1, case_nulls},         {"configs", 1, case_configs}, {"threads", 4, case_threads},
       {"down", 3, case_down},           {"check_wait", 1, case_check_wait},
   };

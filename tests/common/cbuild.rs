@@ -12,11 +12,36 @@ pub fn manifest_dir() -> PathBuf {
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("libapiserver_storage.so").exists(),
-        "libapiserver_storage.so not found in {dir:?}"
-    );
+    let so = dir.join("libapiserver_storage.so");
+    let built = std::fs::metadata(&so)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{so:?} not found: run `cargo build` first"));
+    // `cargo test` alone rebuilds the rlib the Rust tests use, not the cdylib.
+    if let Some(newer) = newest_source().filter(|(t, _)| *t > built) {
+        panic!(
+            "{so:?} is older than {:?}: run `cargo build` first",
+            newer.1
+        );
+    }
     dir
+}
+
+fn newest_source() -> Option<(std::time::SystemTime, PathBuf)> {
+    fn walk(dir: &Path, newest: &mut Option<(std::time::SystemTime, PathBuf)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(t) = entry.metadata().and_then(|m| m.modified()) {
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    *newest = Some((t, path));
+                }
+            }
+        }
+    }
+    let mut newest = None;
+    walk(&manifest_dir().join("src"), &mut newest);
+    newest
 }
 
 /// Compiles `sources` (paths relative to the crate) into an executable linked
