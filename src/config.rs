@@ -211,3 +211,59 @@ mod tests {
         assert_eq!(c.storage_type().unwrap(), StorageType::Etcd2);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("server_list".to_string()),
+            Just("prefix".to_string()),
+            Just("quorum".to_string()),
+            Just("codec".to_string()),
+            Just("type".to_string()),
+            Just("dial_timeout_ms".to_string()),
+            Just("transformer".to_string()),
+            "[a-z_]{1,12}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(field(), inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        #[test]
+        fn arbitrary_text_is_an_error_not_a_panic(text in ".{0,200}") {
+            if let Err(e) = Config::from_json(&text) {
+                prop_assert_eq!(e.code, crate::storage::Code::InvalidConfig);
+            }
+        }
+
+        #[test]
+        fn arbitrary_objects_are_validated(fields in prop::collection::btree_map(field(), value(), 0..8)) {
+            let text = serde_json::to_string(&fields).unwrap();
+            if let Ok(c) = Config::from_json(&text) {
+                prop_assert!(!c.server_list.is_empty());
+                prop_assert!(c.storage_type().is_ok());
+            }
+        }
+    }
+}

@@ -9,3 +9,14 @@ pub mod storage;
 pub mod value;
 
 mod ffi;
+
+/// Property-based fuzzing shared by the modules' tests: `FUZZ_CASES` cases
+/// each (default 2,000).
+#[cfg(test)]
+pub(crate) fn fuzz_config() -> proptest::prelude::ProptestConfig {
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2000);
+    proptest::prelude::ProptestConfig::with_cases(cases)
+}

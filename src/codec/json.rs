@@ -51,3 +51,27 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..256), rv in any::<i64>()) {
+            let _ = decode(&data, rv);
+        }
+
+        #[test]
+        fn objects_are_stamped(name in "[a-z0-9-]{0,20}", extra in ".{0,30}", rv in 1i64..i64::MAX) {
+            let input = serde_json::json!({"metadata": {"name": name, "resourceVersion": extra}, "x": extra});
+            let out: Value = serde_json::from_slice(&decode(input.to_string().as_bytes(), rv).unwrap()).unwrap();
+            prop_assert_eq!(&out["metadata"]["resourceVersion"], &Value::String(rv.to_string()));
+            prop_assert_eq!(&out["metadata"]["name"], &input["metadata"]["name"]);
+            prop_assert_eq!(&out["x"], &input["x"]);
+        }
+    }
+}

@@ -111,3 +111,36 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        #[test]
+        fn arbitrary_tokens_are_rejected_or_stay_under_the_prefix(token in "[A-Za-z0-9_-]{0,120}") {
+            if let Ok((key, _)) = decode(&token, "/registry/pods/") {
+                prop_assert!(key.starts_with("/registry/pods/"));
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_tokens_never_escape(start in ".{0,40}", rv in any::<i64>()) {
+            let json = serde_json::json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string();
+            if let Ok((key, _)) = decode(&URL_SAFE_NO_PAD.encode(json), "/registry/pods/") {
+                prop_assert!(key.starts_with("/registry/pods/"));
+                prop_assert!(!key.contains("/../") && !key.ends_with("/.."));
+            }
+        }
+
+        #[test]
+        fn tokens_round_trip(name in "[a-z0-9.-]{1,30}", rv in 1i64..i64::MAX) {
+            let key = format!("/registry/pods/ns/{name}\u{0}");
+            let token = encode(&key, "/registry/pods/", rv).unwrap();
+            prop_assert_eq!(decode(&token, "/registry/pods/").unwrap(), (key, rv));
+        }
+    }
+}

@@ -46,9 +46,22 @@ fn newest_source() -> Option<(std::time::SystemTime, PathBuf)> {
 
 /// Compiles `sources` (paths relative to the crate) into an executable linked
 /// against the shared library; warnings are errors.
+/// `STORAGE_TEST_SANITIZER=address` builds the C programs with AddressSanitizer
+/// (which also checks the library's heap: it allocates through malloc) and
+/// runs them natively instead of under valgrind.
+fn sanitizer() -> Option<String> {
+    std::env::var("STORAGE_TEST_SANITIZER")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 pub fn compile_c(sources: &[&str], out_name: &str, extra: &[&str]) -> PathBuf {
     let lib = lib_dir();
-    let out = lib.join(format!("ctest-{out_name}"));
+    let sanitizer = sanitizer();
+    let suffix = sanitizer
+        .as_deref()
+        .map_or(String::new(), |s| format!("-{s}"));
+    let out = lib.join(format!("ctest-{out_name}{suffix}"));
     let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
     cmd.args([
         "-std=c99",
@@ -83,6 +96,12 @@ pub fn compile_c(sources: &[&str], out_name: &str, extra: &[&str]) -> PathBuf {
 /// A command running a compiled C program under valgrind (memcheck; any error
 /// or definite leak exits 99) unless `STORAGE_TEST_VALGRIND=0`.
 pub fn c_command(program: &Path) -> Command {
+    if sanitizer().is_some() {
+        let mut c = Command::new(program);
+        // Exit 99 like valgrind, so both fail the same way.
+        c.env("ASAN_OPTIONS", "exitcode=99:detect_leaks=1");
+        return c;
+    }
     if std::env::var("STORAGE_TEST_VALGRIND").is_ok_and(|v| v == "0") {
         return Command::new(program);
     }
@@ -111,7 +130,7 @@ pub fn run_c(program: &Path, args: &[&str]) -> Output {
 pub fn assert_no_valgrind_errors(output: &Output) {
     assert!(
         output.status.code() != Some(99),
-        "valgrind found errors:\n{}",
+        "valgrind or AddressSanitizer found errors:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
 }
