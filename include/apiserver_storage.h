@@ -79,6 +79,10 @@ typedef enum storage_code {
    * A bug in the library, including a caught panic.
    */
   STORAGE_ERR_INTERNAL = 103,
+  /**
+   * etcd refused the operation to the configured user (missing permission).
+   */
+  STORAGE_ERR_PERMISSION_DENIED = 104,
 } storage_code;
 
 /**

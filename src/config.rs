@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::storage::{Result, StorageError};
-use crate::value::config::TransformerConfig;
+use crate::value::config::{Secret, TransformerConfig};
 
 /// Which backend a config selects (Go's `storagebackend.StorageTypeETCD2/3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,10 @@ pub struct Config {
     pub key_file: String,
     pub cert_file: String,
     pub ca_file: String,
+    /// etcd authentication (beyond Go's Config): both or neither.
+    pub username: String,
+    /// Zeroized on drop, redacted from `Debug`.
+    pub password: Option<Secret>,
     /// false: serializable reads (Go's `NewWithNoQuorumRead`).
     pub quorum: bool,
     pub paging: bool,
@@ -60,6 +64,8 @@ impl Default for Config {
             key_file: String::new(),
             cert_file: String::new(),
             ca_file: String::new(),
+            username: String::new(),
+            password: None,
             quorum: true,
             paging: true,
             codec: CodecKind::Json,
@@ -112,6 +118,12 @@ impl Config {
                     "invalid config field `{name}`: must be greater than 0"
                 )));
             }
+        }
+        if self.username.is_empty() != self.password.as_ref().is_none_or(|p| p.expose().is_empty())
+        {
+            return Err(StorageError::invalid_config(
+                "invalid config fields `username`/`password`: both or neither must be set",
+            ));
         }
         if self.cert_file.is_empty() != self.key_file.is_empty() {
             return Err(StorageError::invalid_config(
@@ -201,6 +213,20 @@ mod tests {
         assert_eq!(err("{").code, Code::InvalidConfig);
         assert_eq!(err(r#"{"server_list":["a"]} x"#).code, Code::InvalidConfig);
         assert_eq!(err("[]").code, Code::InvalidConfig);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_output() {
+        let c = Config::from_json(
+            r#"{"server_list":["a"],"username":"u","password":"hunter2hunter2"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let e = err(r#"{"server_list":["a"],"password":"hunter2hunter2"}"#);
+        assert!(e.message.contains("username"), "{}", e.message);
+        assert!(!e.message.contains("hunter2"));
+        let e = err(r#"{"server_list":["a"],"username":"u","password":7}"#);
+        assert!(!e.message.contains('7'), "{}", e.message);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum Code {
     InvalidConfig = 101,
     Unsupported = 102,
     Internal = 103,
+    /// etcd refused the operation to the authenticated user.
+    PermissionDenied = 104,
 }
 
 impl Code {

@@ -33,7 +33,10 @@ pub(crate) async fn endpoint_clients(config: &Config) -> Result<Vec<(String, Cli
             endpoint = endpoint.tls_config(tls.clone()).map_err(|e| bad(&e))?;
         }
         let channel = etcd_client::Channel::Tonic(endpoint.connect_lazy());
-        let client = Client::from_channel(channel, None)
+        // Credentials are sent lazily (see `Pool`), so that creating a store
+        // never waits for etcd; expired tokens are then refreshed by the client.
+        let options = etcd_client::ConnectOptions::new().with_auto_token_refresh(true);
+        let client = Client::from_channel(channel, Some(options))
             .await
             .map_err(|e| bad(&e))?;
         clients.push((url, client));
@@ -249,6 +252,20 @@ fn classify(e: etcd_client::Error, rpc: Rpc) -> Failure {
             {
                 Failure::Final(StorageError::new(Code::Timeout, detail))
             }
+            G::InvalidArgument if s.message().contains("authentication failed") => {
+                Failure::Final(StorageError::invalid_config(format!(
+                    "etcd authentication failed (check username and password): {detail}"
+                )))
+            }
+            G::InvalidArgument if s.message().contains("user name is empty") => {
+                Failure::Final(StorageError::invalid_config(format!(
+                    "etcd requires authentication: set username and password: {detail}"
+                )))
+            }
+            G::PermissionDenied => Failure::Final(StorageError::new(
+                Code::PermissionDenied,
+                format!("etcd denied the configured user this operation: {detail}"),
+            )),
             G::InvalidArgument | G::OutOfRange => {
                 Failure::Final(StorageError::new(Code::InvalidArgument, detail))
             }

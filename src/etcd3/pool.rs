@@ -4,7 +4,7 @@
 //! request that finds no healthy endpoint, or when its time out is over.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use etcd_client::Client;
 use super::client::{attempt, endpoint_clients, Failure, Rpc};
 use crate::config::Config;
 use crate::storage::{Result, StorageError};
+use crate::value::config::Secret;
 
 /// How long a failed endpoint stays out of rotation, doubling per consecutive
 /// failure up to `MAX_DOWN`.
@@ -25,6 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(500);
 struct Member {
     url: String,
     client: Client,
+    /// Whether this client has logged in with the configured credentials.
+    authenticated: AtomicBool,
     /// `Some((until, failures))` while out of rotation.
     down: Mutex<Option<(Instant, u32)>>,
 }
@@ -57,6 +60,7 @@ impl Member {
 pub(crate) struct Pool {
     members: Vec<Member>,
     next: AtomicUsize,
+    credentials: Option<(String, Secret)>,
 }
 
 impl Pool {
@@ -67,12 +71,18 @@ impl Pool {
             .map(|(url, client)| Member {
                 url,
                 client,
+                authenticated: AtomicBool::new(false),
                 down: Mutex::new(None),
             })
             .collect();
+        let credentials = config
+            .password
+            .as_ref()
+            .map(|p| (config.username.clone(), p.clone()));
         Ok(Pool {
             members,
             next: AtomicUsize::new(0),
+            credentials,
         })
     }
 
@@ -129,7 +139,11 @@ impl Pool {
                 } else {
                     remaining
                 };
-            let error = match attempt(rpc, budget, op(member.client.clone())).await {
+            let result = match self.login(member, rpc, budget).await {
+                Ok(()) => attempt(rpc, budget, op(member.client.clone())).await,
+                Err(failure) => Err(failure),
+            };
+            let error = match result {
                 Ok(value) => {
                     member.succeeded();
                     return Ok(value);
@@ -153,6 +167,28 @@ impl Pool {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+}
+
+impl Pool {
+    /// Logs a member's client in before its first request, when credentials are configured.
+    async fn login(
+        &self,
+        member: &Member,
+        rpc: Rpc,
+        budget: Duration,
+    ) -> std::result::Result<(), Failure> {
+        let Some((user, password)) = &self.credentials else {
+            return Ok(());
+        };
+        if member.authenticated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut client = member.client.clone();
+        let creds = Some((user.clone(), password.expose().to_owned()));
+        attempt(rpc, budget, client.update_user(creds)).await?;
+        member.authenticated.store(true, Ordering::Release);
+        Ok(())
     }
 }
 

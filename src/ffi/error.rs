@@ -39,6 +39,8 @@ pub enum storage_code {
     STORAGE_ERR_UNSUPPORTED = 102,
     /// A bug in the library, including a caught panic.
     STORAGE_ERR_INTERNAL = 103,
+    /// etcd refused the operation to the configured user (missing permission).
+    STORAGE_ERR_PERMISSION_DENIED = 104,
 }
 
 impl From<Code> for storage_code {
@@ -57,6 +59,7 @@ impl From<Code> for storage_code {
             Code::InvalidConfig => STORAGE_ERR_INVALID_CONFIG,
             Code::Unsupported => STORAGE_ERR_UNSUPPORTED,
             Code::Internal => STORAGE_ERR_INTERNAL,
+            Code::PermissionDenied => STORAGE_ERR_PERMISSION_DENIED,
         }
     }
 }

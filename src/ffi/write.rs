@@ -152,6 +152,7 @@ fn code_of(code: storage_code) -> Code {
         STORAGE_ERR_INVALID_ARGUMENT => Code::InvalidArgument,
         STORAGE_ERR_INVALID_CONFIG => Code::InvalidConfig,
         STORAGE_ERR_UNSUPPORTED => Code::Unsupported,
+        STORAGE_ERR_PERMISSION_DENIED => Code::PermissionDenied,
         STORAGE_OK | STORAGE_ERR_INTERNAL => Code::Internal,
     }
 }

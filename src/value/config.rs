@@ -96,6 +96,11 @@ const GO_STD_BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 impl Secret {
+    /// The secret as written (a password, say).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// The key bytes. Buffers are sized up front so that no reallocation
     /// leaves a copy of the key behind.
     fn decode(&self) -> Result<Zeroizing<Vec<u8>>, &'static str> {

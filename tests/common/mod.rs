@@ -130,6 +130,14 @@ impl Etcd {
         Self::cluster(1)
     }
 
+    /// A single member started with extra etcd flags.
+    pub fn start_with(flags: &[&str]) -> Etcd {
+        let mut etcd = Self::unstarted(1);
+        etcd.members[0].extra = flags.iter().map(|f| f.to_string()).collect();
+        etcd.start_member(0);
+        etcd
+    }
+
     /// `n` members, all running, with a leader elected.
     pub fn cluster(n: usize) -> Etcd {
         let mut etcd = Self::unstarted(n);
