@@ -1,20 +1,92 @@
-//! Generates `include/apiserver_storage.h` from `src/ffi` with cbindgen.
-//! The header is committed; CI checks that a build leaves it unchanged.
+//! Generates `include/apiserver_storage.h` from `src/ffi` with cbindgen, and
+//! compiles the Kubernetes `.proto` files under `proto/` into a descriptor set
+//! for the protobuf codec. The header is committed; CI checks that a build
+//! leaves it unchanged.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use prost::Message;
+use prost_types::FileDescriptorSet;
 
 fn main() {
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    header(&dir);
+    descriptors(&dir);
+}
+
+fn header(dir: &Path) {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let config = cbindgen::Config::from_file(Path::new(&dir).join("cbindgen.toml"))
-        .expect("cbindgen.toml is valid");
-    let header = Path::new(&dir).join("include/apiserver_storage.h");
+    let config =
+        cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
     cbindgen::Builder::new()
-        .with_crate(&dir)
+        .with_crate(dir)
         .with_config(config)
         .generate()
         .expect("cbindgen can parse src/ffi")
         // Writes only when the content changes, so the file's mtime stays put.
-        .write_to_file(header);
+        .write_to_file(dir.join("include/apiserver_storage.h"));
+}
+
+/// Compiles every file under `proto/` into `$OUT_DIR/kubernetes.pb`, and lists
+/// in `$OUT_DIR/optional-fields.txt` the full names of the fields documented
+/// `+optional` (Go's `omitempty`), which only the comments record.
+fn descriptors(dir: &Path) {
+    println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    let root = dir.join("proto");
+    let mut files = Vec::new();
+    collect_protos(&root, &root, &mut files);
+    files.sort();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    let commented = out_dir.join("kubernetes-commented.pb");
+    let protoc = std::env::var("PROTOC").unwrap_or_else(|_| "protoc".into());
+    let output = Command::new(&protoc)
+        .arg("--include_source_info")
+        .arg(format!("--proto_path={}", root.display()))
+        .arg(format!("--descriptor_set_out={}", commented.display()))
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {protoc} (install protobuf-compiler): {e}"));
+    // protoc warns about every unused import the generated files carry; only failures matter.
+    assert!(
+        output.status.success(),
+        "protoc failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bytes = std::fs::read(&commented).expect("protoc wrote the descriptor set");
+    let mut set = FileDescriptorSet::decode(bytes.as_slice()).expect("protoc writes valid sets");
+    let mut optional = String::new();
+    for file in &mut set.file {
+        let Some(info) = file.source_code_info.take() else {
+            continue;
+        };
+        for location in &info.location {
+            // [4, message, 2, field]: a field of a top-level message.
+            let [4, message, 2, field] = location.path[..] else {
+                continue;
+            };
+            if location.leading_comments().contains("+optional") {
+                let message = &file.message_type[message as usize];
+                let field = &message.field[field as usize];
+                optional += &format!("{}.{}.{}\n", file.package(), message.name(), field.name());
+            }
+        }
+    }
+    std::fs::write(out_dir.join("kubernetes.pb"), set.encode_to_vec())
+        .expect("OUT_DIR is writable");
+    std::fs::write(out_dir.join("optional-fields.txt"), optional).expect("OUT_DIR is writable");
+}
+
+fn collect_protos(root: &Path, dir: &Path, files: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("proto/ is readable") {
+        let path = entry.expect("proto/ is readable").path();
+        if path.is_dir() {
+            collect_protos(root, &path, files);
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            let relative = path.strip_prefix(root).expect("under proto/");
+            files.push(relative.to_string_lossy().into_owned());
+        }
+    }
 }

@@ -23,6 +23,9 @@ pub enum CodecKind {
     Json,
     /// The transformed (decrypted) bytes, untouched.
     Raw,
+    /// kube-apiserver's protobuf objects (`k8s\0` + `runtime.Unknown`) as the
+    /// JSON it serves, with `metadata.resourceVersion` set; JSON values as `Json`.
+    Protobuf,
 }
 
 /// The storage configuration: the snake_case form of Go's `storagebackend.Config`
@@ -213,6 +216,19 @@ mod tests {
         assert_eq!(err("{").code, Code::InvalidConfig);
         assert_eq!(err(r#"{"server_list":["a"]} x"#).code, Code::InvalidConfig);
         assert_eq!(err("[]").code, Code::InvalidConfig);
+    }
+
+    #[test]
+    fn codec_kinds() {
+        for (name, kind) in [
+            ("json", CodecKind::Json),
+            ("raw", CodecKind::Raw),
+            ("protobuf", CodecKind::Protobuf),
+        ] {
+            let c =
+                Config::from_json(&format!(r#"{{"server_list":["a"],"codec":"{name}"}}"#)).unwrap();
+            assert_eq!(c.codec, kind);
+        }
     }
 
     #[test]

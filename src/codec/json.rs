@@ -2,25 +2,39 @@
 
 use serde_json::{Map, Value};
 
-/// Parses an object and sets `metadata.resourceVersion` to the decimal
-/// revision, creating `metadata` when absent, as `APIObjectVersioner.UpdateObject`.
-pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, String> {
-    let mut object: Value =
-        serde_json::from_slice(data).map_err(|e| format!("unable to decode stored JSON: {e}"))?;
-    let Value::Object(fields) = &mut object else {
-        return Err("stored JSON is not an object".into());
-    };
-    let metadata = fields
+use super::CodecError;
+
+/// Parses bytes that must be a JSON object.
+pub fn parse(data: &[u8]) -> Result<Map<String, Value>, CodecError> {
+    match serde_json::from_slice(data) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(CodecError::Corrupt("JSON value is not an object".into())),
+        Err(e) => Err(CodecError::Corrupt(format!("unable to parse JSON: {e}"))),
+    }
+}
+
+/// Parses an object and sets its resourceVersion, see [`stamp`].
+pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError> {
+    stamp(parse(data)?, resource_version)
+}
+
+/// Sets `metadata.resourceVersion` to the decimal revision, creating
+/// `metadata` when absent, as `APIObjectVersioner.UpdateObject`, and serializes.
+pub fn stamp(mut object: Map<String, Value>, resource_version: i64) -> Result<Vec<u8>, CodecError> {
+    let metadata = object
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(metadata) = metadata else {
-        return Err("stored object's metadata is not an object".into());
+        return Err(CodecError::Corrupt(
+            "the object's metadata is not an object".into(),
+        ));
     };
     metadata.insert(
         "resourceVersion".into(),
         Value::String(resource_version.to_string()),
     );
-    serde_json::to_vec(&object).map_err(|e| format!("unable to encode object: {e}"))
+    serde_json::to_vec(&object)
+        .map_err(|e| CodecError::Corrupt(format!("unable to encode object: {e}")))
 }
 
 #[cfg(test)]
@@ -28,7 +42,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn run(input: &str) -> Result<Value, String> {
+    fn run(input: &str) -> Result<Value, CodecError> {
         decode(input.as_bytes(), 7).map(|b| serde_json::from_slice(&b).unwrap())
     }
 
@@ -47,7 +61,7 @@ mod tests {
     #[test]
     fn rejects_what_is_not_an_object() {
         for bad in ["", "{", "[1]", "\"s\"", r#"{"metadata":3}"#, "{} x"] {
-            assert!(run(bad).is_err(), "{bad:?}");
+            assert!(matches!(run(bad), Err(CodecError::Corrupt(_))), "{bad:?}");
         }
     }
 }

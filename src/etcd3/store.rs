@@ -14,7 +14,7 @@ use super::lease::LeaseManager;
 use super::list;
 use super::pool::Pool;
 use crate::codec::versioner::{check_unset_resource_version, prepare_for_storage};
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecError};
 use crate::config::Config;
 use crate::storage::{
     join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object, Preconditions, Result,
@@ -92,7 +92,12 @@ impl Store {
         let data = self
             .codec
             .decode(plain, resource_version)
-            .map_err(|e| StorageError::corrupt(key, e))?;
+            .map_err(|e| match e {
+                CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
+                CodecError::Unsupported(reason) => {
+                    StorageError::with_key(Code::Unsupported, key, 0, &reason)
+                }
+            })?;
         Ok(Object {
             data,
             resource_version,
@@ -107,11 +112,16 @@ impl Store {
 
     /// The caller's object in its stored form: encoded and transformed.
     fn to_storage(&self, key: &str, object: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        let plain = if self.codec.is_raw() {
+        let prepared = if self.codec.is_raw() {
             object.to_vec()
         } else {
             prepare_for_storage(object)?
         };
+        // What kube-apiserver stores: JSON as given, or protobuf in its envelope.
+        let plain = self
+            .codec
+            .encode(&prepared)
+            .map_err(|e| StorageError::with_key(Code::InvalidObj, key, 0, &e.to_string()))?;
         let stored = self
             .transformer
             .transform_to_storage(&plain, key.as_bytes())

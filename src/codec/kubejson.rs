@@ -1,0 +1,388 @@
+//! Typed protobuf messages to and from the JSON kube-apiserver serves, by the
+//! rules Go's `encoding/json` applies to the API types:
+//! - field names as in the API; int64 as numbers; bytes as base64;
+//! - empty lists and maps are left out (`omitempty`, which nearly all have);
+//! - a scalar is written when present, except the zero of an `omitempty`
+//!   one (documented `+optional`) that is not a Go pointer: Go writes every
+//!   plain scalar on the wire, pointers only when set;
+//! - a message field is written when present: Go marshals struct-typed
+//!   fields always, so they are on the wire even when empty (`"status": {}`),
+//!   pointer fields only when set;
+//! - the types with their own `MarshalJSON` ([`Special`]).
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
+};
+use serde_json::{Map, Number, Value as Json};
+
+use super::schema::{self, Special};
+use super::{time, CodecError};
+
+type Result<T> = std::result::Result<T, CodecError>;
+
+fn corrupt(message: String) -> CodecError {
+    CodecError::Corrupt(message)
+}
+
+/// The JSON object of a decoded message.
+pub fn to_json(message: &DynamicMessage) -> Result<Map<String, Json>> {
+    let mut object = Map::new();
+    // Only the fields that are present: Go leaves out every absent one.
+    for (field, value) in message.fields() {
+        match value {
+            Value::Message(inner) if schema::is_inline(&field) => object.extend(to_json(inner)?),
+            _ => {
+                if let Some(json) = field_to_json(&field, value)? {
+                    object.insert(schema::json_name(&field).into_owned(), json);
+                }
+            }
+        }
+    }
+    Ok(object)
+}
+
+/// A present field's JSON value, or `None` when Go leaves it out.
+fn field_to_json(field: &FieldDescriptor, value: &Value) -> Result<Option<Json>> {
+    Ok(match value {
+        // Nearly all list and map fields are omitempty, `+optional` or not.
+        Value::List(items) if items.is_empty() => None,
+        Value::Map(entries) if entries.is_empty() => None,
+        Value::List(items) => Some(Json::Array(
+            items.iter().map(value_to_json).collect::<Result<_>>()?,
+        )),
+        Value::Map(entries) => {
+            let mut object = Map::new();
+            for (key, value) in entries {
+                object.insert(map_key(key), value_to_json(value)?);
+            }
+            Some(Json::Object(object))
+        }
+        scalar if is_zero(scalar) && schema::is_optional(field) && !schema::is_pointer(field) => {
+            None
+        }
+        value => Some(value_to_json(value)?),
+    })
+}
+
+fn map_key(key: &MapKey) -> String {
+    match key {
+        MapKey::String(s) => s.clone(),
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+    }
+}
+
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => !b,
+        Value::I32(n) | Value::EnumNumber(n) => *n == 0,
+        Value::I64(n) => *n == 0,
+        Value::U32(n) => *n == 0,
+        Value::U64(n) => *n == 0,
+        Value::F32(n) => *n == 0.0,
+        Value::F64(n) => *n == 0.0,
+        Value::String(s) => s.is_empty(),
+        Value::Bytes(b) => b.is_empty(),
+        Value::Message(_) | Value::List(_) | Value::Map(_) => false,
+    }
+}
+
+fn value_to_json(value: &Value) -> Result<Json> {
+    Ok(match value {
+        Value::Bool(b) => Json::Bool(*b),
+        Value::I32(n) | Value::EnumNumber(n) => Json::from(*n),
+        Value::I64(n) => Json::from(*n),
+        Value::U32(n) => Json::from(*n),
+        Value::U64(n) => Json::from(*n),
+        Value::F32(n) => float(f64::from(*n))?,
+        Value::F64(n) => float(*n)?,
+        Value::String(s) => Json::String(s.clone()),
+        Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Message(m) => match schema::special(&m.descriptor()) {
+            Some(special) => special_to_json(special, m)?,
+            None => Json::Object(to_json(m)?),
+        },
+        Value::List(_) | Value::Map(_) => return Err(corrupt("nested collection".into())),
+    })
+}
+
+fn float(n: f64) -> Result<Json> {
+    Number::from_f64(n)
+        .map(Json::Number)
+        .ok_or_else(|| corrupt(format!("{n} has no JSON form")))
+}
+
+fn special_to_json(special: Special, m: &DynamicMessage) -> Result<Json> {
+    let int = |name: &str| match m.get_field_by_name(name).as_deref() {
+        Some(Value::I64(n)) => *n,
+        Some(Value::I32(n)) => i64::from(*n),
+        _ => 0,
+    };
+    let text = |name: &str| match m.get_field_by_name(name).as_deref() {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let is_set = |name: &str| m.has_field_by_name(name);
+    Ok(match special {
+        // Go decodes an empty Time as the zero time, which marshals as null;
+        // Time keeps whole seconds only.
+        Special::Time | Special::MicroTime if !is_set("seconds") && !is_set("nanos") => Json::Null,
+        Special::Time => timestamp(int("seconds"), None)?,
+        Special::MicroTime => {
+            let micros = u32::try_from(int("nanos") / 1000)
+                .ok()
+                .filter(|&us| us < 1_000_000)
+                .ok_or_else(|| corrupt(format!("MicroTime nanos {} out of range", int("nanos"))))?;
+            timestamp(int("seconds"), Some(micros))?
+        }
+        Special::Quantity => match text("string") {
+            s if s.is_empty() => Json::String("0".into()),
+            s => Json::String(s),
+        },
+        Special::IntOrString => match int("type") {
+            0 => Json::from(int("intVal")),
+            1 => Json::String(text("strVal")),
+            other => return Err(corrupt(format!("IntOrString has type {other}"))),
+        },
+        Special::RawJson => {
+            let field = m.descriptor().fields().next();
+            match field.filter(|f| m.has_field(f)).map(|f| m.get_field(&f)) {
+                Some(raw) => {
+                    let bytes = raw.as_bytes().cloned().unwrap_or_default();
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| corrupt(format!("embedded object is not JSON: {e}")))?
+                }
+                None => Json::Null,
+            }
+        }
+        Special::StringList => match m.get_field_by_name("items").as_deref() {
+            Some(Value::List(items)) if !items.is_empty() => Json::Array(
+                items
+                    .iter()
+                    .map(|item| Json::String(item.as_str().unwrap_or_default().into()))
+                    .collect(),
+            ),
+            _ => Json::Null,
+        },
+    })
+}
+
+fn timestamp(seconds: i64, micros: Option<u32>) -> Result<Json> {
+    time::format(seconds, micros)
+        .map(Json::String)
+        .ok_or_else(|| corrupt(format!("timestamp {seconds} is outside years 0-9999")))
+}
+
+/// The message of a JSON object; errors name the offending field.
+pub fn from_json(
+    descriptor: MessageDescriptor,
+    object: &Map<String, Json>,
+) -> Result<DynamicMessage> {
+    let mut used = HashSet::new();
+    let message = fill(descriptor.clone(), object, &mut used)?;
+    match object.keys().find(|k| !used.contains(k.as_str())) {
+        Some(name) => Err(corrupt(format!(
+            "unknown field {name:?} in {}",
+            descriptor.name()
+        ))),
+        None => Ok(message),
+    }
+}
+
+/// Sets the fields of `descriptor` from `object`, noting the keys it takes
+/// in `used`; embedded structs take theirs from the same object.
+fn fill<'a>(
+    descriptor: MessageDescriptor,
+    object: &'a Map<String, Json>,
+    used: &mut HashSet<&'a str>,
+) -> Result<DynamicMessage> {
+    let mut message = DynamicMessage::new(descriptor.clone());
+    for field in descriptor.fields() {
+        if schema::is_inline(&field) {
+            if let Kind::Message(inner) = field.kind() {
+                // Go always writes an embedded struct.
+                let inner = fill(inner, object, used)?;
+                message.set_field(&field, Value::Message(inner));
+            }
+            continue;
+        }
+        let Some((name, json)) = object.get_key_value(schema::json_name(&field).as_ref()) else {
+            continue;
+        };
+        used.insert(name);
+        let value = field_from_json(&field, json).map_err(|e| match e {
+            CodecError::Corrupt(m) => corrupt(format!("{name}: {m}")),
+            other => other,
+        })?;
+        if let Some(value) = value {
+            message
+                .try_set_field(&field, value)
+                .map_err(|e| corrupt(format!("{name}: {e}")))?;
+        }
+    }
+    Ok(message)
+}
+
+fn field_from_json(field: &FieldDescriptor, json: &Json) -> Result<Option<Value>> {
+    let kind = field.kind();
+    if field.is_map() {
+        let Kind::Message(entry) = &kind else {
+            return Err(corrupt("map without entry type".into()));
+        };
+        // set_field would panic on other keys; Kubernetes maps have string keys.
+        if !matches!(entry.map_entry_key_field().kind(), Kind::String) {
+            return Err(corrupt("map without string keys".into()));
+        }
+        let value_kind = entry.map_entry_value_field().kind();
+        let entries = match json {
+            Json::Null => return Ok(None),
+            Json::Object(o) => o
+                .iter()
+                .map(|(k, v)| Ok((MapKey::String(k.clone()), value_from_json(&value_kind, v)?)))
+                .collect::<Result<_>>()?,
+            other => return Err(mismatch("an object", other)),
+        };
+        Ok(Some(Value::Map(entries)))
+    } else if field.is_list() {
+        let items = match json {
+            Json::Null => return Ok(None),
+            Json::Array(items) => items
+                .iter()
+                .map(|item| value_from_json(&kind, item))
+                .collect::<Result<_>>()?,
+            other => return Err(mismatch("an array", other)),
+        };
+        Ok(Some(Value::List(items)))
+    } else {
+        // Go writes a null Time, its zero, as an empty message; other nulls
+        // leave the field unset.
+        let time = matches!(&kind, Kind::Message(m)
+            if matches!(schema::special(m), Some(Special::Time | Special::MicroTime)));
+        if json.is_null() && !time {
+            return Ok(None);
+        }
+        value_from_json(&kind, json).map(Some)
+    }
+}
+
+fn mismatch(expected: &str, got: &Json) -> CodecError {
+    let got = match got {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    };
+    corrupt(format!("expected {expected}, got {got}"))
+}
+
+/// A JSON integer that fits `T`.
+fn integer<T: TryFrom<i64>>(json: &Json) -> Result<T> {
+    let n = json.as_i64().ok_or_else(|| mismatch("an integer", json))?;
+    T::try_from(n).map_err(|_| corrupt(format!("{n} is out of range")))
+}
+
+fn value_from_json(kind: &Kind, json: &Json) -> Result<Value> {
+    Ok(match kind {
+        Kind::Bool => Value::Bool(json.as_bool().ok_or_else(|| mismatch("a boolean", json))?),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(integer(json)?),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(integer(json)?),
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(integer(json)?),
+        Kind::Uint64 | Kind::Fixed64 => Value::U64(
+            json.as_u64()
+                .ok_or_else(|| mismatch("an unsigned integer", json))?,
+        ),
+        Kind::Float => Value::F32(json.as_f64().ok_or_else(|| mismatch("a number", json))? as f32),
+        Kind::Double => Value::F64(json.as_f64().ok_or_else(|| mismatch("a number", json))?),
+        Kind::String => Value::String(string(json)?.into()),
+        Kind::Bytes => Value::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(string(json)?)
+                .map_err(|e| corrupt(format!("invalid base64: {e}")))?
+                .into(),
+        ),
+        Kind::Enum(_) => Value::EnumNumber(integer(json)?),
+        Kind::Message(m) => Value::Message(match schema::special(m) {
+            Some(special) => special_from_json(special, m, json)?,
+            None => match json {
+                Json::Object(o) => from_json(m.clone(), o)?,
+                other => return Err(mismatch("an object", other)),
+            },
+        }),
+    })
+}
+
+fn string(json: &Json) -> Result<&str> {
+    json.as_str().ok_or_else(|| mismatch("a string", json))
+}
+
+fn special_from_json(
+    special: Special,
+    m: &MessageDescriptor,
+    json: &Json,
+) -> Result<DynamicMessage> {
+    let mut message = DynamicMessage::new(m.clone());
+    if json.is_null() {
+        // Each type's zero value, as Go's UnmarshalJSON leaves it for null.
+        return Ok(message);
+    }
+    let mut set = |name: &str, value: Value| message.set_field_by_name(name, value);
+    match special {
+        Special::Time | Special::MicroTime => {
+            let text = string(json)?;
+            let (seconds, nanos) = time::parse(text)
+                .ok_or_else(|| corrupt(format!("invalid RFC 3339 time {text:?}")))?;
+            set("seconds", Value::I64(seconds));
+            if special == Special::MicroTime {
+                // Below 10^9: fits.
+                set("nanos", Value::I32((nanos / 1000 * 1000) as i32));
+            }
+        }
+        Special::Quantity => {
+            let text = match json {
+                Json::String(s) if !s.is_empty() => s.clone(),
+                Json::Number(n) => n.to_string(),
+                other => return Err(mismatch("a quantity", other)),
+            };
+            set("string", Value::String(text));
+        }
+        Special::IntOrString => match json {
+            Json::String(s) => {
+                set("type", Value::I64(1));
+                set("intVal", Value::I32(0));
+                set("strVal", Value::String(s.clone()));
+            }
+            other => {
+                set("type", Value::I64(0));
+                set("intVal", Value::I32(integer(other)?));
+                set("strVal", Value::String(String::new()));
+            }
+        },
+        Special::RawJson => {
+            let field = m
+                .fields()
+                .next()
+                .ok_or_else(|| corrupt("raw type without field".into()))?;
+            let raw = serde_json::to_vec(json).map_err(|e| corrupt(e.to_string()))?;
+            message.set_field(&field, Value::Bytes(raw.into()));
+        }
+        Special::StringList => {
+            let Json::Array(items) = json else {
+                return Err(mismatch("an array", json));
+            };
+            let items = items
+                .iter()
+                .map(|item| Ok(Value::String(string(item)?.into())))
+                .collect::<Result<_>>()?;
+            set("items", Value::List(items));
+        }
+    }
+    Ok(message)
+}
