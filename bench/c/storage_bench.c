@@ -92,7 +92,7 @@ static void seed(const char *config, const char *base, long bytes, long count) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 7 && strcmp(argv[1], "seed") == 0) {
+  if (argc == 6 && strcmp(argv[1], "seed") == 0) {
     seed(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
     return 0;
   }
