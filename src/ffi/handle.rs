@@ -42,7 +42,7 @@ struct Runtime2 {
 impl Runtime2 {
     fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("apiserver-storage")
             .enable_all()
             .build()
