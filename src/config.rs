@@ -51,6 +51,9 @@ pub struct Config {
     pub transformer: Option<TransformerConfig>,
     /// 0 disables compaction: a library must not compact a cluster it does not own.
     pub compaction_interval_s: u64,
+    /// Refresh the endpoints from etcd's member list this often (Go's
+    /// `AutoSyncInterval`); 0: never.
+    pub auto_sync_interval_s: u64,
     pub dial_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub health_timeout_ms: u64,
@@ -74,6 +77,7 @@ impl Default for Config {
             codec: CodecKind::Json,
             transformer: None,
             compaction_interval_s: 0,
+            auto_sync_interval_s: 0,
             dial_timeout_ms: 20_000,
             request_timeout_ms: 60_000,
             health_timeout_ms: 2_000,

@@ -23,18 +23,18 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
             let transformer = value::from_config(config.transformer.as_ref())?;
             let pool = Arc::new(etcd3::Pool::connect(config).await?);
             let store = etcd3::Store::new(pool.clone(), config, transformer);
-            let compactor = (config.compaction_interval_s > 0).then(|| {
+            let rpc = etcd3::Rpc::new(config, config.request_timeout());
+            let mut background = Vec::new();
+            if config.compaction_interval_s > 0 {
                 let interval = Duration::from_secs(config.compaction_interval_s);
-                etcd3::start_compactor(
-                    pool.clone(),
-                    interval,
-                    etcd3::Rpc::new(config, config.request_timeout()),
-                )
-            });
+                background.push(etcd3::start_compactor(pool.clone(), interval, rpc));
+            }
+            if config.auto_sync_interval_s > 0 {
+                let interval = Duration::from_secs(config.auto_sync_interval_s);
+                background.push(etcd3::start_auto_sync(pool.clone(), interval, rpc));
+            }
             let destroy: DestroyFunc = Box::new(move || {
-                if let Some(compactor) = compactor {
-                    compactor.abort();
-                }
+                background.iter().for_each(|task| task.abort());
                 // Dropping the last reference to the clients closes their connections.
                 drop(pool);
             });

@@ -217,3 +217,24 @@ fn a_server_that_never_answers_ends_calls_at_their_deadline() {
     );
     drop(listener);
 }
+
+#[test]
+fn auto_sync_discovers_the_rest_of_the_cluster() {
+    let mut etcd = Etcd::cluster(3);
+    etcd.put("/registry/k", b"{}");
+    let rt = runtime();
+    // Only the first member is configured; the member list names the others.
+    let config = format!(
+        r#"{{"server_list":["{}"],"auto_sync_interval_s":1,"request_timeout_ms":5000}}"#,
+        etcd.members[0].endpoint()
+    );
+    let s = store(&rt, &config);
+    rt.block_on(s.get("/k", &GetOptions::default())).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    etcd.kill_member(0);
+    let failed = (0..200)
+        .filter(|_| rt.block_on(s.get("/k", &GetOptions::default())).is_err())
+        .count();
+    eprintln!("auto-sync, configured member killed: 200 reads attempted, {failed} failed");
+    assert_eq!(failed, 0);
+}

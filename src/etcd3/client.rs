@@ -11,37 +11,53 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::Config;
 use crate::storage::{Code, Result, StorageError};
 
-/// One client per endpoint, each over its own lazily connected channel:
-/// unlike Go's `WithBlock` dial this returns at once, and requests made while
-/// an endpoint is unreachable fail (and move on, see `Pool`) instead.
-pub(crate) async fn endpoint_clients(config: &Config) -> Result<Vec<(String, Client)>> {
-    let tls = tls_options(config)?;
-    let mut clients = Vec::new();
-    for url in endpoints(config, tls.is_some())? {
+/// Makes one client per endpoint, each over its own lazily connected channel:
+/// unlike Go's `WithBlock` dial this never waits for etcd, and requests made
+/// while an endpoint is unreachable fail (and move on, see `Pool`) instead.
+pub(crate) struct Dialer {
+    tls: Option<TlsOptions>,
+    dial_timeout: Duration,
+    request_timeout: Duration,
+    keepalive: (Duration, Duration),
+}
+
+impl Dialer {
+    /// Reads and checks the TLS files; returns the dialer and the configured endpoints.
+    pub fn new(config: &Config) -> Result<(Dialer, Vec<String>)> {
+        let tls = tls_options(config)?;
+        let urls = endpoints(config, tls.is_some())?;
+        let dialer = Dialer {
+            tls,
+            dial_timeout: config.dial_timeout(),
+            request_timeout: config.request_timeout(),
+            keepalive: (config.keepalive_time(), config.keepalive_timeout()),
+        };
+        Ok((dialer, urls))
+    }
+
+    pub async fn client(&self, url: &str) -> Result<Client> {
         let bad = |e: &dyn Display| {
             StorageError::invalid_config(format!("invalid config field `server_list`: {url}: {e}"))
         };
-        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
             .map_err(|e| bad(&e))?
-            .connect_timeout(config.dial_timeout())
-            .timeout(config.request_timeout())
-            .http2_keep_alive_interval(config.keepalive_time())
-            .keep_alive_timeout(config.keepalive_timeout())
+            .connect_timeout(self.dial_timeout)
+            .timeout(self.request_timeout)
+            .http2_keep_alive_interval(self.keepalive.0)
+            .keep_alive_timeout(self.keepalive.1)
             // Go's clientv3 pings only while streams are open (PermitWithoutStream=false).
             .keep_alive_while_idle(false);
-        if let Some(tls) = &tls {
+        if let Some(tls) = &self.tls {
             endpoint = endpoint.tls_config(tls.clone()).map_err(|e| bad(&e))?;
         }
         let channel = etcd_client::Channel::Tonic(endpoint.connect_lazy());
         // Credentials are sent lazily (see `Pool`), so that creating a store
         // never waits for etcd; expired tokens are then refreshed by the client.
         let options = etcd_client::ConnectOptions::new().with_auto_token_refresh(true);
-        let client = Client::from_channel(channel, Some(options))
+        Client::from_channel(channel, Some(options))
             .await
-            .map_err(|e| bad(&e))?;
-        clients.push((url, client));
+            .map_err(|e| bad(&e))
     }
-    Ok(clients)
 }
 
 /// TLS is on when an endpoint says `https://` or a TLS file is given, as in Go,

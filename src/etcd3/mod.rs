@@ -12,5 +12,5 @@ mod store;
 pub(crate) use client::Rpc;
 pub(crate) use compact::start as start_compactor;
 pub use health::HealthCheck;
-pub(crate) use pool::Pool;
+pub(crate) use pool::{start_auto_sync, Pool};
 pub use store::Store;

@@ -5,12 +5,13 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use etcd_client::Client;
+use tokio::task::JoinHandle;
 
-use super::client::{attempt, endpoint_clients, Failure, Rpc};
+use super::client::{attempt, Dialer, Failure, Rpc};
 use crate::config::Config;
 use crate::storage::{Result, StorageError};
 use crate::value::config::Secret;
@@ -33,6 +34,15 @@ struct Member {
 }
 
 impl Member {
+    fn new(client: Client, url: String) -> Member {
+        Member {
+            url,
+            client,
+            authenticated: AtomicBool::new(false),
+            down: Mutex::new(None),
+        }
+    }
+
     fn down_until(&self) -> Option<Instant> {
         self.down
             .lock()
@@ -58,48 +68,86 @@ impl Member {
 }
 
 pub(crate) struct Pool {
-    members: Vec<Member>,
+    /// Replaced whole by `sync`; requests hold the list they started with.
+    members: RwLock<Arc<Vec<Arc<Member>>>>,
     next: AtomicUsize,
     credentials: Option<(String, Secret)>,
+    dialer: Dialer,
 }
 
 impl Pool {
     pub async fn connect(config: &Config) -> Result<Pool> {
-        let members = endpoint_clients(config)
-            .await?
-            .into_iter()
-            .map(|(url, client)| Member {
-                url,
-                client,
-                authenticated: AtomicBool::new(false),
-                down: Mutex::new(None),
-            })
-            .collect();
+        let (dialer, urls) = Dialer::new(config)?;
+        let mut members = Vec::new();
+        for url in urls {
+            members.push(Arc::new(Member::new(dialer.client(&url).await?, url)));
+        }
         let credentials = config
             .password
             .as_ref()
             .map(|p| (config.username.clone(), p.clone()));
         Ok(Pool {
-            members,
+            members: RwLock::new(Arc::new(members)),
             next: AtomicUsize::new(0),
             credentials,
+            dialer,
         })
     }
 
+    fn members(&self) -> Arc<Vec<Arc<Member>>> {
+        self.members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The next member in rotation; when every member is out, the one due back first.
-    fn pick(&self) -> &Member {
-        let n = self.members.len();
+    fn pick(&self) -> Arc<Member> {
+        let members = self.members();
+        let n = members.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         (0..n)
-            .map(|i| &self.members[(start + i) % n])
+            .map(|i| &members[(start + i) % n])
             .find(|m| m.down_until().is_none_or(|until| until <= now))
             .unwrap_or_else(|| {
-                self.members
+                members
                     .iter()
                     .min_by_key(|m| m.down_until())
                     .expect("a pool has members")
             })
+            .clone()
+    }
+
+    /// Go's clientv3 auto-sync: the endpoints become the cluster's client URLs,
+    /// as the member list gives them. Members that stay keep their state.
+    pub async fn sync(&self, rpc: Rpc) -> Result<()> {
+        let resp = self
+            .read(
+                rpc,
+                |c| async move { c.cluster_client().member_list().await },
+            )
+            .await?;
+        let mut urls: Vec<String> = resp
+            .members()
+            .iter()
+            .flat_map(|m| m.client_urls().iter().cloned())
+            .collect();
+        urls.sort();
+        urls.dedup();
+        if urls.is_empty() {
+            return Ok(());
+        }
+        let current = self.members();
+        let mut next = Vec::new();
+        for url in urls {
+            match current.iter().find(|m| m.url == url) {
+                Some(m) => next.push(m.clone()),
+                None => next.push(Arc::new(Member::new(self.dialer.client(&url).await?, url))),
+            }
+        }
+        *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        Ok(())
     }
 
     /// Runs an idempotent request (a read), moving to another endpoint after a
@@ -131,10 +179,11 @@ impl Pool {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let member = self.pick();
+            let member = member.as_ref();
             let remaining = deadline.saturating_duration_since(Instant::now());
             // A read leaves time for another endpoint if this one hangs.
             let budget =
-                if idempotent && self.members.len() > 1 && remaining > Duration::from_secs(2) {
+                if idempotent && self.members().len() > 1 && remaining > Duration::from_secs(2) {
                     remaining / 2
                 } else {
                     remaining
@@ -199,4 +248,15 @@ fn unknown_outcome(e: StorageError, url: &str) -> StorageError {
         e.message
     );
     StorageError::new(e.code, message)
+}
+
+/// Runs `Pool::sync` every `interval` on the current runtime; abort the handle to stop.
+pub(crate) fn start_auto_sync(pool: Arc<Pool>, interval: Duration, rpc: Rpc) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            // A failed sync keeps the endpoints it had; the next one retries.
+            let _ = pool.sync(rpc).await;
+        }
+    })
 }
