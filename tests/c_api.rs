@@ -212,3 +212,28 @@ fn a_fork_child_gets_a_clear_error_from_an_inherited_handle() {
         .unwrap();
     assert_success("fork", &output);
 }
+
+#[test]
+fn sixty_four_threads_of_mixed_operations_for_twenty_seconds() {
+    let etcd = Etcd::start();
+    let program = compile_c(&["tests/c/soak.c"], "soak", &[]);
+    // Natively: valgrind would serialise the 64 threads. The driver's own
+    // timeout catches a deadlock.
+    let mut child = Command::new(&program)
+        .args([&etcd.config(r#""request_timeout_ms":10000"#), "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("soak did not finish: deadlock?");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    assert_success("soak", &output);
+}

@@ -58,20 +58,13 @@ pub(super) async fn list(
     let mut last_key: Option<String> = None;
     let mut has_more;
     loop {
-        let resp = store
-            .pool
-            .read(store.rpc, |c| {
-                let (key, options) = (key.clone(), options.clone());
-                async move { c.kv_client().get(key, Some(options)).await }
-            })
-            .await
-            .map_err(|e| {
-                if e.code == Code::Expired {
-                    expired(continuing)
-                } else {
-                    e
-                }
-            })?;
+        let resp = store.range(&key, options.clone()).await.map_err(|e| {
+            if e.code == Code::Expired {
+                expired(continuing)
+            } else {
+                e
+            }
+        })?;
         has_more = resp.more();
         if resp.kvs().is_empty() && has_more {
             return Err(StorageError::internal(

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Compare, CompareOp, GetOptions as EtcdGetOptions, KeyValue, PutOptions, Txn, TxnOp,
-    TxnOpResponse, TxnResponse,
+    Compare, CompareOp, GetOptions as EtcdGetOptions, GetResponse, KeyValue, PutOptions, Txn,
+    TxnOp, TxnOpResponse, TxnResponse,
 };
 
 use super::client::{prefix_range_end, Rpc};
@@ -145,14 +145,18 @@ impl Store {
 
     async fn get_kv(&self, key: &str) -> Result<Option<KeyValue>> {
         let options = self.read_options();
-        let resp = self
-            .pool
+        let resp = self.range(key, options).await?;
+        Ok(resp.kvs().first().cloned())
+    }
+
+    /// A read of `key` (and, with `options`, a range from it), retried across endpoints.
+    pub(super) async fn range(&self, key: &str, options: EtcdGetOptions) -> Result<GetResponse> {
+        self.pool
             .read(self.rpc, |c| {
-                let options = options.clone();
+                let (key, options) = (key.to_owned(), options.clone());
                 async move { c.kv_client().get(key, Some(options)).await }
             })
-            .await?;
-        Ok(resp.kvs().first().cloned())
+            .await
     }
 
     /// Runs a transaction: a write, retried only if it never reached etcd.
@@ -273,13 +277,7 @@ impl Interface for Store {
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
         let options = self.read_options();
-        let resp = self
-            .pool
-            .read(self.rpc, |c| {
-                let (key, options) = (key.clone(), options.clone());
-                async move { c.kv_client().get(key, Some(options)).await }
-            })
-            .await?;
+        let resp = self.range(&key, options).await?;
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
         match self.state(&key, resp.kvs().first())? {
@@ -392,13 +390,7 @@ impl Interface for Store {
             .read_options()
             .with_range(prefix_range_end(&key))
             .with_count_only();
-        let resp = self
-            .pool
-            .read(self.rpc, |c| {
-                let (key, options) = (key.clone(), options.clone());
-                async move { c.kv_client().get(key, Some(options)).await }
-            })
-            .await?;
+        let resp = self.range(&key, options).await?;
         Ok(resp.count())
     }
 }

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -186,7 +187,23 @@ func main() {
 	cpu := tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
 	ops := per * *clients
 	fmt.Printf("{\"peer\":\"go-clientv3\",\"mode\":%q,\"clients\":%d,\"ops\":%d,\"secs\":%.4f,\"ops_per_s\":%.1f,\"cpu_us_per_op\":%.2f,\"max_rss_kb\":%d}\n",
-		work, *clients, ops, secs, float64(ops)/secs, cpu*1e6/float64(ops), ru1.Maxrss)
+		work, *clients, ops, secs, float64(ops)/secs, cpu*1e6/float64(ops), peakRSS())
+}
+
+// peakRSS is VmHWM, the peak resident set of this process image (ru_maxrss
+// would include the process that started us).
+func peakRSS() int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb
+		}
+	}
+	return -1
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
