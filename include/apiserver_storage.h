@@ -86,6 +86,28 @@ typedef enum storage_code {
 } storage_code;
 
 /**
+ * What happened to the key (Go's `watch.EventType`).
+ */
+typedef enum storage_watch_event_type {
+  /**
+   * What `storage_watch_event_get_type(NULL)` returns; never an event's type.
+   */
+  STORAGE_WATCH_INVALID = -1,
+  /**
+   * The key was created, or listed by a watch started at resource version 0.
+   */
+  STORAGE_WATCH_ADDED = 0,
+  /**
+   * The key's value was replaced.
+   */
+  STORAGE_WATCH_MODIFIED = 1,
+  /**
+   * The key was deleted.
+   */
+  STORAGE_WATCH_DELETED = 2,
+} storage_watch_event_type;
+
+/**
  * A store built from a config: a tokio runtime plus the factory-built store.
  * Thread-safe: any number of threads may call into one handle at once, except
  * `storage_destroy`, which must not race any other call on the same handle.
@@ -103,6 +125,19 @@ typedef struct storage_error storage_error;
  * Thread-safe like `storage`.
  */
 typedef struct storage_health_check storage_health_check;
+
+/**
+ * A watch on a key or a key prefix (Go's `storage.Interface.Watch`), created
+ * by `storage_watch_create` and freed with `storage_watch_destroy`. Calls on
+ * one watch are serialised; `storage_watch_destroy` must not race them.
+ */
+typedef struct storage_watch storage_watch;
+
+/**
+ * One event of a watch, returned by `storage_watch_next` and freed with
+ * `storage_watch_event_free`.
+ */
+typedef struct storage_watch_event storage_watch_event;
 
 /**
  * Bytes owned by the library: `len` bytes at `data`, not NUL-terminated.
@@ -255,6 +290,8 @@ enum storage_code storage_health(const struct storage *s, struct storage_error *
  * Go's `DestroyFunc`: closes the client, stops background tasks and the
  * runtime (within a few seconds, also when etcd is unreachable), and frees the
  * handle. NULL is a no-op. Must not race any other call on the same handle.
+ * Watches created from the handle stay usable until `storage_watch_destroy`:
+ * the last of them to go stops the runtime and closes the connection.
  */
 void storage_destroy(struct storage *s);
 
@@ -280,6 +317,94 @@ enum storage_code storage_health_check_run(const struct storage_health_check *ch
  * Must not race any other call on the same check.
  */
 void storage_health_check_destroy(struct storage_health_check *check);
+
+/**
+ * Starts watching `key` (joined onto the prefix as `storage_get` does; with
+ * `recursive`, every key under `key + "/"`) and writes the watch to `*out_watch`.
+ *
+ * `resource_version`: NULL, `""` or `"0"`: first the current objects, as
+ * `STORAGE_WATCH_ADDED` events, then every change after them; `"N"`: every
+ * change after revision N. Events come in revision order, exactly once: when
+ * the connection to etcd breaks, the watch reconnects by itself (with backoff)
+ * and resumes after the last event it delivered.
+ *
+ * Returns at once; a malformed key or resource version is
+ * `STORAGE_ERR_INVALID_ARGUMENT`. The watch keeps the storage handle's runtime
+ * and connection alive, so `storage_destroy(s)` may come before
+ * `storage_watch_destroy`.
+ */
+enum storage_code storage_watch_create(const struct storage *s,
+                                       const char *key,
+                                       const char *resource_version,
+                                       bool recursive,
+                                       struct storage_watch **out_watch,
+                                       struct storage_error **out_error);
+
+/**
+ * Waits up to `timeout_ms` (0: only checks) for the next event and writes it
+ * to `*out_event`; free it with `storage_watch_event_free`.
+ *
+ * `STORAGE_ERR_TIMEOUT`: no event yet; the watch goes on, call again.
+ * Any other error ends the watch, and every later call returns it again:
+ * - `STORAGE_ERR_EXPIRED`: the resource version is gone from etcd's history
+ *   (compacted): list again, then watch from the list's resource version;
+ * - `STORAGE_ERR_CORRUPT_OBJ`: a value that cannot be decrypted or decoded
+ *   (the error names its key);
+ * - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
+ *   restart the watch from resourceVersion N`: more than 1000 events waited
+ *   for this caller for over 2 seconds; every event up to N was delivered,
+ *   so a new watch from N loses nothing.
+ */
+enum storage_code storage_watch_next(struct storage_watch *w,
+                                     uint32_t timeout_ms,
+                                     struct storage_watch_event **out_event,
+                                     struct storage_error **out_error);
+
+/**
+ * Stops the watch's background work and frees it; events already returned
+ * stay valid. NULL is a no-op. Must not race any other call on the same watch.
+ */
+void storage_watch_destroy(struct storage_watch *w);
+
+/**
+ * The event's type; `STORAGE_WATCH_INVALID` when `e` is NULL.
+ */
+enum storage_watch_event_type storage_watch_event_get_type(const struct storage_watch_event *e);
+
+/**
+ * The full etcd key (prefix included) of the event, valid until
+ * `storage_watch_event_free(e)`; `""` when `e` is NULL.
+ */
+const char *storage_watch_event_key(const struct storage_watch_event *e);
+
+/**
+ * The revision of the change (the object's resourceVersion); 0 when `e` is NULL.
+ */
+int64_t storage_watch_event_resource_version(const struct storage_watch_event *e);
+
+/**
+ * The object after the change (as `storage_get` returns objects, stamped with
+ * the change's revision); for `STORAGE_WATCH_DELETED`, the object's last state
+ * stamped with the deletion's revision, as Kubernetes sends it.
+ * Writes its length to `*out_len` (when not NULL). The bytes belong to the
+ * event: valid until `storage_watch_event_free(e)`, not NUL-terminated.
+ * NULL (and a length of 0) when `e` is NULL.
+ */
+const uint8_t *storage_watch_event_object(const struct storage_watch_event *e, size_t *out_len);
+
+/**
+ * The object before the change, with its own resourceVersion, for
+ * `STORAGE_WATCH_MODIFIED` and `STORAGE_WATCH_DELETED` events; NULL (and a
+ * length of 0) for `STORAGE_WATCH_ADDED`, or when etcd no longer had it.
+ * Otherwise as `storage_watch_event_object`.
+ */
+const uint8_t *storage_watch_event_prev_object(const struct storage_watch_event *e,
+                                               size_t *out_len);
+
+/**
+ * Frees an event. NULL is a no-op.
+ */
+void storage_watch_event_free(struct storage_watch_event *e);
 
 /**
  * Go's `Create`: writes the object at `key` only if the key does not exist

@@ -7,6 +7,7 @@ pub mod etcd3;
 pub mod factory;
 pub mod storage;
 pub mod value;
+pub mod watch;
 
 mod ffi;
 

@@ -5,6 +5,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+use crate::watch::{Watch, WatchOptions};
+
 /// Error codes: 1–7 are Kubernetes' `storage.ErrCode*`, 100 and up are the library's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Code {
@@ -174,6 +176,10 @@ pub type TryUpdate<'a> = dyn FnMut(Option<&Object>) -> Result<Vec<u8>> + Send + 
 pub trait Interface: Send + Sync {
     /// Reads `key` (relative to the configured prefix).
     async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>>;
+
+    /// Watches `key` (or, `recursive`, every key under it) from a resource
+    /// version; must be called inside the tokio runtime that will run the watch.
+    async fn watch(&self, key: &str, opts: &WatchOptions) -> Result<Watch>;
 
     /// Whether the backend answers (newer Go's `ReadinessCheck`), bounded by the
     /// configured health timeout.

@@ -8,6 +8,7 @@ mod lease;
 mod list;
 mod pool;
 mod store;
+mod watcher;
 
 pub(crate) use client::Rpc;
 pub(crate) use compact::start as start_compactor;

@@ -13,6 +13,7 @@ use super::health::health_get;
 use super::lease::LeaseManager;
 use super::list;
 use super::pool::Pool;
+use super::watcher::Watcher;
 use crate::codec::versioner::{check_unset_resource_version, prepare_for_storage};
 use crate::codec::{Codec, CodecError};
 use crate::config::Config;
@@ -21,6 +22,7 @@ use crate::storage::{
     StorageError, TryUpdate,
 };
 use crate::value::Transformer;
+use crate::watch::{Watch, WatchOptions};
 
 pub struct Store {
     pub(super) pool: Arc<Pool>,
@@ -68,17 +70,7 @@ impl Store {
 
     /// Decrypts and decodes one stored value of `key`.
     pub(super) fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<State> {
-        let (plain, stale) = self
-            .transformer
-            .transform_from_storage(value, key.as_bytes())
-            .map_err(|e| {
-                StorageError::corrupt(key, format!("unable to transform stored data: {e}"))
-            })?;
-        let object = self.decode_plain(key, &plain, resource_version, stale)?;
-        Ok(State {
-            object,
-            plain: plain.into_owned(),
-        })
+        decode(&*self.transformer, self.codec, key, value, resource_version)
     }
 
     /// Decodes transformed (plaintext) bytes.
@@ -89,20 +81,7 @@ impl Store {
         resource_version: i64,
         stale: bool,
     ) -> Result<Object> {
-        let data = self
-            .codec
-            .decode(plain, resource_version)
-            .map_err(|e| match e {
-                CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
-                CodecError::Unsupported(reason) => {
-                    StorageError::with_key(Code::Unsupported, key, 0, &reason)
-                }
-            })?;
-        Ok(Object {
-            data,
-            resource_version,
-            stale,
-        })
+        decode_plain(self.codec, key, plain, resource_version, stale)
     }
 
     fn state(&self, key: &str, kv: Option<&KeyValue>) -> Result<Option<State>> {
@@ -271,6 +250,45 @@ fn validate_minimum_resource_version(minimum: i64, current: i64) -> Result<()> {
     Ok(())
 }
 
+/// `Store::decode` for what has no store at hand (a running watch).
+pub(super) fn decode(
+    transformer: &dyn Transformer,
+    codec: Codec,
+    key: &str,
+    value: &[u8],
+    resource_version: i64,
+) -> Result<State> {
+    let (plain, stale) = transformer
+        .transform_from_storage(value, key.as_bytes())
+        .map_err(|e| StorageError::corrupt(key, format!("unable to transform stored data: {e}")))?;
+    let object = decode_plain(codec, key, &plain, resource_version, stale)?;
+    Ok(State {
+        object,
+        plain: plain.into_owned(),
+    })
+}
+
+/// Decodes transformed (plaintext) bytes.
+fn decode_plain(
+    codec: Codec,
+    key: &str,
+    plain: &[u8],
+    resource_version: i64,
+    stale: bool,
+) -> Result<Object> {
+    let data = codec.decode(plain, resource_version).map_err(|e| match e {
+        CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
+        CodecError::Unsupported(reason) => {
+            StorageError::with_key(Code::Unsupported, key, 0, &reason)
+        }
+    })?;
+    Ok(Object {
+        data,
+        resource_version,
+        stale,
+    })
+}
+
 #[async_trait]
 impl Interface for Store {
     async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>> {
@@ -285,6 +303,18 @@ impl Interface for Store {
             None if opts.ignore_not_found => Ok(None),
             None => Err(StorageError::key_not_found(&key)),
         }
+    }
+
+    async fn watch(&self, key: &str, opts: &WatchOptions) -> Result<Watch> {
+        let key = join_key(&self.prefix, key)?;
+        let from = parse_resource_version(&opts.resource_version)?;
+        let watcher = Watcher {
+            pool: self.pool.clone(),
+            rpc: self.rpc,
+            transformer: self.transformer.clone(),
+            codec: self.codec,
+        };
+        Ok(watcher.start(key, opts.recursive, from))
     }
 
     async fn health(&self) -> Result<()> {

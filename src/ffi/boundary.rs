@@ -66,6 +66,16 @@ pub(crate) fn out_arg<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
     unsafe { p.as_mut() }.ok_or_else(|| StorageError::invalid_argument(format!("{name} is NULL")))
 }
 
+/// A NULL-tolerant accessor: `f` of the value behind `p`, or `absent` when
+/// `p` is NULL (or `f` panics).
+pub(crate) fn read_handle<H: Castable, T: Copy>(
+    p: *const H,
+    absent: T,
+    f: impl FnOnce(&H::Rust) -> T,
+) -> T {
+    guard(absent, || H::try_ref(p, "handle").map_or(absent, f))
+}
+
 /// Ties an opaque C type to the Rust value behind it; the only place pointers
 /// to handles are cast.
 pub(crate) trait Castable {

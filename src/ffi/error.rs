@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CString};
 
-use super::boundary::{guard, Castable};
+use super::boundary::{guard, read_handle, Castable};
 use crate::storage::{Code, StorageError};
 
 /// The result of every fallible call. 1–7 are Kubernetes' own storage error
@@ -81,7 +81,7 @@ impl Castable for storage_error {
     type Rust = ErrorObject;
 }
 
-fn c_string(s: String) -> CString {
+pub(crate) fn c_string(s: String) -> CString {
     CString::new(s).unwrap_or_else(|e| {
         let mut bytes = e.into_vec();
         bytes.retain(|&b| b != 0);
@@ -100,38 +100,29 @@ impl storage_error {
     }
 }
 
-fn with_error<T>(e: *const storage_error, absent: T, f: impl FnOnce(&ErrorObject) -> T) -> T
-where
-    T: Copy,
-{
-    guard(absent, || {
-        storage_error::try_ref(e, "error").map_or(absent, f)
-    })
-}
-
 /// The code of `e`; `STORAGE_ERR_INVALID_ARGUMENT` when `e` is NULL.
 #[no_mangle]
 pub extern "C" fn storage_error_code(e: *const storage_error) -> storage_code {
-    with_error(e, storage_code::STORAGE_ERR_INVALID_ARGUMENT, |e| e.code)
+    read_handle(e, storage_code::STORAGE_ERR_INVALID_ARGUMENT, |e| e.code)
 }
 
 /// The message of `e`, valid until `storage_error_free(e)`; `""` when `e` is NULL.
 #[no_mangle]
 pub extern "C" fn storage_error_message(e: *const storage_error) -> *const c_char {
-    with_error(e, c"".as_ptr(), |e| e.message.as_ptr())
+    read_handle(e, c"".as_ptr(), |e| e.message.as_ptr())
 }
 
 /// The full etcd key the error is about (prefix included), or `""`.
 /// Valid until `storage_error_free(e)`.
 #[no_mangle]
 pub extern "C" fn storage_error_key(e: *const storage_error) -> *const c_char {
-    with_error(e, c"".as_ptr(), |e| e.key.as_ptr())
+    read_handle(e, c"".as_ptr(), |e| e.key.as_ptr())
 }
 
 /// The resource version the error is about, as Kubernetes' `StorageError`, or 0.
 #[no_mangle]
 pub extern "C" fn storage_error_resource_version(e: *const storage_error) -> i64 {
-    with_error(e, 0, |e| e.resource_version)
+    read_handle(e, 0, |e| e.resource_version)
 }
 
 /// Frees an error object. NULL is a no-op.

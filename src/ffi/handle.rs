@@ -34,7 +34,7 @@ pub struct storage_health_check {
 
 /// What every handle holds: its own runtime, and the process it was made in,
 /// since a fork child has none of the runtime's threads.
-struct Runtime2 {
+pub(crate) struct Runtime2 {
     rt: Runtime,
     pid: u32,
 }
@@ -57,7 +57,7 @@ impl Runtime2 {
         self.pid != std::process::id()
     }
 
-    fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         if self.forked() {
             return Err(StorageError::unsupported(
                 "this handle was created before a fork, in the parent process; a fork child must create its own handle",
@@ -68,6 +68,12 @@ impl Runtime2 {
 
     /// Drops `inner` inside the runtime, then stops the runtime within a bounded time.
     fn shutdown<T: Send + 'static>(self, inner: T) {
+        Arc::new(self).release(inner);
+    }
+
+    /// Drops `inner` inside the runtime; the last holder of the runtime (a
+    /// storage handle or one of its watches) also stops it within a bounded time.
+    pub(crate) fn release<T: Send + 'static>(self: Arc<Self>, inner: T) {
         if self.forked() {
             // The runtime's threads live in the parent: joining them would hang.
             // Kept reachable rather than forgotten, so leak checkers see why.
@@ -82,12 +88,15 @@ impl Runtime2 {
             let _entered = self.rt.enter();
             drop(inner);
         }
-        self.rt.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        if let Some(runtime) = Arc::into_inner(self) {
+            runtime.rt.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        }
     }
 }
 
 pub(crate) struct StorageHandle {
-    runtime: Runtime2,
+    /// Shared with the handle's watches, which may outlive it.
+    pub(crate) runtime: Arc<Runtime2>,
     pub(crate) store: Arc<dyn Interface>,
     destroy: DestroyFunc,
 }
@@ -132,7 +141,7 @@ pub extern "C" fn storage_create(
         let runtime = Runtime2::new()?;
         let (store, destroy) = runtime.block_on(factory::create(&config))?;
         *out = storage::into_raw(StorageHandle {
-            runtime,
+            runtime: Arc::new(runtime),
             store,
             destroy,
         });
@@ -234,6 +243,8 @@ pub extern "C" fn storage_health(
 /// Go's `DestroyFunc`: closes the client, stops background tasks and the
 /// runtime (within a few seconds, also when etcd is unreachable), and frees the
 /// handle. NULL is a no-op. Must not race any other call on the same handle.
+/// Watches created from the handle stay usable until `storage_watch_destroy`:
+/// the last of them to go stops the runtime and closes the connection.
 #[no_mangle]
 pub extern "C" fn storage_destroy(s: *mut storage) {
     guard((), || {
@@ -243,7 +254,7 @@ pub extern "C" fn storage_destroy(s: *mut storage) {
                 store,
                 destroy,
             } = *handle;
-            runtime.shutdown((store, destroy));
+            runtime.release((store, destroy));
         }
     })
 }

@@ -7,6 +7,7 @@ mod boundary;
 mod bytes;
 mod error;
 mod handle;
+mod watch;
 mod write;
 
 /// The library's version, e.g. `"0.1.0"`. A static string: never free it.

@@ -545,6 +545,173 @@ static void case_check_wait(char **argv) {
   CHECK(now_s() - t0 < 3.0, "check destroy took %.2fs", now_s() - t0);
 }
 
+/* Watches. */
+
+static const char *event_type_name(storage_watch_event_type t) {
+  switch (t) {
+    case STORAGE_WATCH_ADDED: return "ADDED";
+    case STORAGE_WATCH_MODIFIED: return "MODIFIED";
+    case STORAGE_WATCH_DELETED: return "DELETED";
+    default: return "INVALID";
+  }
+}
+
+static int bytes_contain(const uint8_t *data, size_t len, const char *needle) {
+  storage_bytes b = {(uint8_t *)data, len};
+  return contains(&b, needle);
+}
+
+static storage_watch *must_watch(storage *s, const char *key, const char *rv) {
+  storage_watch *w = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_create(s, key, rv, true, &w, &err);
+  if (rc != STORAGE_OK) {
+    fprintf(stderr, "storage_watch_create: %d %s\n", rc, storage_error_message(err));
+    exit(2);
+  }
+  return w;
+}
+
+/* Reads one event (30 s at most), checks that its object carries its
+ * resourceVersion, prints `TYPE KEY RV HAS_PREV` and frees it. */
+static void print_next_event(storage_watch *w) {
+  storage_watch_event *e = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_next(w, 30000, &e, &err);
+  CHECK(rc == STORAGE_OK, "next: %d %s", rc, storage_error_message(err));
+  storage_error_free(err);
+  if (rc != STORAGE_OK) return;
+  long long rv = (long long)storage_watch_event_resource_version(e);
+  size_t len = 0, prev_len = 0;
+  const uint8_t *obj = storage_watch_event_object(e, &len);
+  const uint8_t *prev = storage_watch_event_prev_object(e, &prev_len);
+  char want_rv[64];
+  snprintf(want_rv, sizeof want_rv, "\"resourceVersion\":\"%lld\"", rv);
+  CHECK(bytes_contain(obj, len, want_rv), "object lacks %s: %.*s", want_rv, (int)len, (const char *)obj);
+  CHECK((prev == NULL) == (prev_len == 0), "prev pointer and length disagree");
+  CHECK(storage_watch_event_object(e, NULL) == obj, "object without out_len");
+  printf("%s %s %lld %d\n", event_type_name(storage_watch_event_get_type(e)), storage_watch_event_key(e), rv,
+         prev != NULL);
+  fflush(stdout);
+  storage_watch_event_free(e);
+}
+
+/* Expects no event within `ms`, and `*out_event` left alone. */
+static void expect_no_event(storage_watch *w, uint32_t ms) {
+  storage_watch_event *sentinel = (storage_watch_event *)&failures, *e = sentinel;
+  storage_error *err = NULL;
+  double t0 = now_s();
+  storage_code rc = storage_watch_next(w, ms, &e, &err);
+  double took = now_s() - t0;
+  expect_error(rc, err, STORAGE_ERR_TIMEOUT, "no watch event within", "next with nothing to read");
+  CHECK(e == sentinel, "out_event written on timeout");
+  CHECK(took >= ms / 1000.0 - 0.01 && took < ms / 1000.0 + 2.0, "timeout of %u ms took %.3fs", ms, took);
+}
+
+/* watch CONFIG KEY LISTED COUNT: a recursive watch on KEY from resource
+ * version 0: prints the LISTED current objects, waits out a timeout, prints
+ * "ready", then prints COUNT events the driver causes. */
+static void case_watch(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_watch *w = must_watch(s, argv[1], NULL);
+  for (int i = 0; i < atoi(argv[2]); i++) print_next_event(w);
+  expect_no_event(w, 0);
+  expect_no_event(w, 300);
+  printf("ready\n");
+  fflush(stdout);
+  for (int i = 0; i < atoi(argv[3]); i++) print_next_event(w);
+  storage_watch_destroy(w);
+  storage_destroy(s);
+}
+
+/* watch_expired CONFIG KEY RV: RV was compacted away */
+static void case_watch_expired(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_watch *w = must_watch(s, argv[1], argv[2]);
+  storage_watch_event *e = NULL;
+  storage_error *err = NULL;
+  /* Ended watches answer with their error, every time. */
+  for (int i = 0; i < 2; i++) {
+    storage_code rc = storage_watch_next(w, 30000, &e, &err);
+    expect_error(rc, err, STORAGE_ERR_EXPIRED, "The resourceVersion for the provided watch is too old.",
+                 "compacted rv");
+    err = NULL;
+    CHECK(e == NULL, "out_event written on failure");
+  }
+  CHECK(storage_watch_next(w, 0, &e, NULL) == STORAGE_ERR_EXPIRED, "expired without out_error");
+  storage_watch_destroy(w);
+  storage_destroy(s);
+}
+
+/* watch_destroy CONFIG KEY: watches outlive their storage handle, events
+ * outlive their watch, and destroying a watch with unread events (the driver
+ * writes several under KEY first) is quick and leak-free. */
+static void case_watch_destroy(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_watch *read = must_watch(s, argv[1], "1");
+  storage_watch *unread = must_watch(s, argv[1], "1");
+  storage_watch *quiet = must_watch(s, "/nothing/here", NULL);
+  storage_destroy(s);
+  storage_watch_event *e = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_next(read, 30000, &e, &err);
+  CHECK(rc == STORAGE_OK, "next after storage_destroy: %d %s", rc, storage_error_message(err));
+  storage_error_free(err);
+  double t0 = now_s();
+  storage_watch_destroy(read);
+  storage_watch_destroy(unread);
+  storage_watch_destroy(quiet);
+  CHECK(now_s() - t0 < 3.0, "destroying watches took %.2fs", now_s() - t0);
+  size_t len = 0;
+  const uint8_t *obj = storage_watch_event_object(e, &len);
+  CHECK(obj != NULL && len > 0 && bytes_contain(obj, len, "\"resourceVersion\""), "event after destroy");
+  storage_watch_event_free(e);
+}
+
+/* watch_nulls CONFIG: every NULL argument of every watch function */
+static void case_watch_nulls(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_watch *w = NULL;
+  storage_watch_event *e = NULL;
+  storage_error *err = NULL;
+  EXPECT_ERR(storage_watch_create(NULL, "/k", NULL, false, &w, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage",
+             "watch NULL storage");
+  EXPECT_ERR(storage_watch_create(s, NULL, NULL, false, &w, &err), STORAGE_ERR_INVALID_ARGUMENT, "key",
+             "watch NULL key");
+  EXPECT_ERR(storage_watch_create(s, "/k", NULL, false, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_watch",
+             "watch NULL out");
+  CHECK(storage_watch_create(s, "/k", NULL, false, NULL, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "watch all NULL");
+  const char bad_utf8[] = {'/', 'a', (char)0xff, 0};
+  EXPECT_ERR(storage_watch_create(s, bad_utf8, NULL, false, &w, &err), STORAGE_ERR_INVALID_ARGUMENT, "UTF-8",
+             "watch invalid UTF-8 key");
+  EXPECT_ERR(storage_watch_create(s, "/k", bad_utf8, false, &w, &err), STORAGE_ERR_INVALID_ARGUMENT, "UTF-8",
+             "watch invalid UTF-8 rv");
+  EXPECT_ERR(storage_watch_create(s, "/k", "abc", false, &w, &err), STORAGE_ERR_INVALID_ARGUMENT,
+             "resourceVersion", "watch malformed rv");
+  EXPECT_ERR(storage_watch_create(s, "/../../etc", NULL, true, &w, &err), STORAGE_ERR_INVALID_ARGUMENT,
+             "outside the prefix", "watch escaping key");
+  CHECK(w == NULL, "out_watch written on failure");
+
+  w = must_watch(s, "/k", NULL);
+  EXPECT_ERR(storage_watch_next(NULL, 0, &e, &err), STORAGE_ERR_INVALID_ARGUMENT, "watch", "next NULL watch");
+  EXPECT_ERR(storage_watch_next(w, 0, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_event", "next NULL out");
+  CHECK(storage_watch_next(NULL, 0, NULL, NULL) == STORAGE_ERR_INVALID_ARGUMENT, "next all NULL");
+  CHECK(e == NULL, "out_event written on failure");
+
+  CHECK(storage_watch_event_get_type(NULL) == STORAGE_WATCH_INVALID, "type(NULL)");
+  CHECK(strcmp(storage_watch_event_key(NULL), "") == 0, "key(NULL)");
+  CHECK(storage_watch_event_resource_version(NULL) == 0, "rv(NULL)");
+  size_t len = 77;
+  CHECK(storage_watch_event_object(NULL, &len) == NULL && len == 0, "object(NULL)");
+  len = 77;
+  CHECK(storage_watch_event_prev_object(NULL, &len) == NULL && len == 0, "prev_object(NULL)");
+  CHECK(storage_watch_event_object(NULL, NULL) == NULL, "object(NULL, NULL)");
+  storage_watch_event_free(NULL);
+  storage_watch_destroy(NULL);
+  storage_watch_destroy(w);
+  storage_destroy(s);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: api_test CASE ARGS...\n");
@@ -558,6 +725,8 @@ int main(int argc, char **argv) {
       {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 1, case_writes}, {"fork", 2, case_fork},
       {"nulls", 1, case_nulls},         {"configs", 1, case_configs}, {"threads", 4, case_threads},
       {"down", 3, case_down},           {"check_wait", 1, case_check_wait},
+      {"watch", 4, case_watch},         {"watch_expired", 3, case_watch_expired},
+      {"watch_destroy", 2, case_watch_destroy}, {"watch_nulls", 1, case_watch_nulls},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     if (strcmp(argv[1], cases[i].name) == 0) {

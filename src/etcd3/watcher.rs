@@ -1,0 +1,314 @@
+//! Go's `etcd3/watcher.go`: a watch on one key or a key prefix from a
+//! resource version, kept alive across connection loss.
+//!
+//! As Go's watcher (with clientv3's reconnection underneath):
+//! - resource version 0 lists the current objects first (as `Added` events) and
+//!   then follows the changes after the list's revision; N follows changes after N;
+//! - a broken stream (etcd restarted, connection reset) is re-established from
+//!   the last delivered revision + 1 with backoff, so no event is lost or repeated;
+//!   failed requests are retried the same way, unless the failure can only
+//!   repeat (an invalid request, a message over the size limit);
+//! - a compacted revision ends the watch with `Code::Expired` (410 Gone);
+//! - a value that cannot be decrypted or decoded ends the watch with a
+//!   `CorruptObj` error naming the key, as Go sends an error event and stops:
+//!   skipping it would leave the consumer's view silently wrong.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Event as EtcdEvent, EventType as EtcdEventType, GetOptions, WatchOptions as EtcdWatch,
+    WatchResponse,
+};
+
+use super::client::Rpc;
+use super::pool::Pool;
+use super::store::decode;
+use crate::codec::Codec;
+use crate::storage::{Code, Object, Result, StorageError};
+use crate::value::Transformer;
+use crate::watch::{overflow_error, Event, EventSender, EventType, SendError, Watch};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What a watch needs from the store.
+pub(crate) struct Watcher {
+    pub pool: Arc<Pool>,
+    pub rpc: Rpc,
+    pub transformer: Arc<dyn Transformer>,
+    pub codec: Codec,
+}
+
+/// Why a watch stops.
+enum Stop {
+    /// The consumer dropped the watch: there is no one to tell.
+    Gone,
+    /// The consumer gets this error as the watch's last item.
+    Fail(StorageError),
+}
+
+impl From<StorageError> for Stop {
+    fn from(e: StorageError) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+impl Watcher {
+    /// Starts watching `key` (a full etcd key) after revision `from`, or with a
+    /// list first when `from` is 0.
+    pub(crate) fn start(self, key: String, recursive: bool, from: i64) -> Watch {
+        // As Go: a recursive watch covers `key/...`, not siblings such as `keyX`.
+        let key = if recursive && !key.ends_with('/') {
+            key + "/"
+        } else {
+            key
+        };
+        Watch::spawn(move |tx| async move {
+            if let Stop::Fail(e) = self.run(&key, recursive, from, &tx).await {
+                tx.fail(e).await;
+            }
+        })
+    }
+
+    async fn run(&self, key: &str, recursive: bool, from: i64, tx: &EventSender) -> Stop {
+        let mut backoff = Backoff::new();
+        let listed = match from {
+            0 => self.list(key, recursive, tx, &mut backoff).await,
+            _ => Ok(from),
+        };
+        match listed {
+            Ok(synced) => self.follow(key, recursive, synced, tx, &mut backoff).await,
+            Err(stop) => stop,
+        }
+    }
+
+    /// Go's `sync`: the current objects as `Added` events; returns the list's revision.
+    async fn list(
+        &self,
+        key: &str,
+        recursive: bool,
+        tx: &EventSender,
+        backoff: &mut Backoff,
+    ) -> std::result::Result<i64, Stop> {
+        let options = if recursive {
+            GetOptions::new().with_prefix()
+        } else {
+            GetOptions::new()
+        };
+        let resp = retry(backoff, || {
+            self.pool.read(self.rpc, |c| {
+                let options = options.clone();
+                async move { c.kv_client().get(key, Some(options)).await }
+            })
+        })
+        .await?;
+        for kv in resp.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let object = self.decode(&key, kv.value(), kv.mod_revision())?;
+            let event = Event {
+                event_type: EventType::Added,
+                key,
+                object,
+                prev_object: None,
+            };
+            // A partly delivered list can only be resumed by listing again.
+            queue(tx, event, 0).await?;
+        }
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Follows the changes after revision `synced`, re-establishing the etcd
+    /// stream whenever it breaks. Returns only when the watch ends.
+    async fn follow(
+        &self,
+        key: &str,
+        recursive: bool,
+        mut synced: i64,
+        tx: &EventSender,
+        backoff: &mut Backoff,
+    ) -> Stop {
+        loop {
+            let mut options = EtcdWatch::new()
+                .with_start_revision(synced + 1)
+                .with_prev_key();
+            if recursive {
+                options = options.with_prefix();
+            }
+            let stream = retry(backoff, || {
+                self.pool.read(self.rpc, |c| {
+                    let options = options.clone();
+                    async move { c.watch_client().watch(key, Some(options)).await }
+                })
+            })
+            .await;
+            let mut stream = match stream {
+                Ok(stream) => stream,
+                Err(stop) => return stop,
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) => {
+                        backoff.reset();
+                        if let Err(stop) = self.deliver(&resp, &mut synced, tx).await {
+                            return stop;
+                        }
+                    }
+                    Err(e) if !reconnectable(&e) => {
+                        return Stop::Fail(StorageError::internal(format!(
+                            "the etcd watch stream failed: {e}"
+                        )))
+                    }
+                    // The stream broke: the next one starts after the last delivered revision.
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            backoff.wait().await;
+        }
+    }
+
+    /// Queues the events of one response, advancing `synced` past them.
+    async fn deliver(
+        &self,
+        resp: &WatchResponse,
+        synced: &mut i64,
+        tx: &EventSender,
+    ) -> std::result::Result<(), Stop> {
+        if resp.compact_revision() != 0 {
+            return Err(expired(*synced, resp.compact_revision()).into());
+        }
+        if resp.canceled() {
+            return Err(StorageError::internal(format!(
+                "etcd canceled the watch: {}",
+                resp.cancel_reason()
+            ))
+            .into());
+        }
+        // etcd never splits one revision across responses, so a broken stream
+        // always resumes at a revision boundary.
+        for e in resp.events() {
+            let event = self.event(e)?;
+            let rev = event.resource_version();
+            queue(tx, event, rev - 1).await?;
+            *synced = rev;
+        }
+        Ok(())
+    }
+
+    /// Go's `parseEvent` and `transform`.
+    fn event(&self, e: &EtcdEvent) -> Result<Event> {
+        let kv = e
+            .kv()
+            .ok_or_else(|| StorageError::internal("etcd sent a watch event without a key"))?;
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let rev = kv.mod_revision();
+        let prev_object = e
+            .prev_kv()
+            .map(|p| self.decode(&key, p.value(), p.mod_revision()))
+            .transpose()?;
+        let (event_type, object) = match e.event_type() {
+            EtcdEventType::Put if kv.create_revision() == rev => {
+                (EventType::Added, self.decode(&key, kv.value(), rev)?)
+            }
+            EtcdEventType::Put => (EventType::Modified, self.decode(&key, kv.value(), rev)?),
+            EtcdEventType::Delete => {
+                let prev = e.prev_kv().ok_or_else(|| {
+                    StorageError::internal(format!(
+                        "etcd event received with PrevKv=nil (key={key:?}, modRevision={rev}, type=DELETE)"
+                    ))
+                })?;
+                // Go sends the last state stamped with the deletion's revision.
+                (EventType::Deleted, self.decode(&key, prev.value(), rev)?)
+            }
+        };
+        Ok(Event {
+            event_type,
+            key,
+            object,
+            prev_object,
+        })
+    }
+
+    fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<Object> {
+        decode(&*self.transformer, self.codec, key, value, resource_version).map(|s| s.object)
+    }
+}
+
+/// Queues one event; `resume_from` is the revision a restart after an
+/// overflow here must start from to lose nothing.
+async fn queue(tx: &EventSender, event: Event, resume_from: i64) -> std::result::Result<(), Stop> {
+    tx.send(event).await.map_err(|e| match e {
+        SendError::Closed => Stop::Gone,
+        SendError::Overflow => Stop::Fail(overflow_error(resume_from)),
+    })
+}
+
+/// Go's `interpretWatchError` for `ErrCompacted`.
+fn expired(synced: i64, compacted: i64) -> StorageError {
+    let mut e = StorageError::new(
+        Code::Expired,
+        format!(
+            "The resourceVersion for the provided watch is too old. \
+             (watching after revision {synced}; etcd's history starts at revision {compacted})"
+        ),
+    );
+    e.resource_version = synced;
+    e
+}
+
+/// Runs `attempt` until it succeeds, waiting between failures that may pass
+/// (etcd unreachable or restarting); other failures end the watch.
+async fn retry<T, F, Fut>(backoff: &mut Backoff, mut attempt: F) -> std::result::Result<T, Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if matches!(e.code, Code::Unreachable | Code::Timeout | Code::Internal) => {
+                backoff.wait().await
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether a stream that failed with `e` may work again on a new connection:
+/// a broken connection surfaces as `Unknown` (an h2 error) or `Unavailable`;
+/// a message over the size limit, say, would only fail again.
+fn reconnectable(e: &etcd_client::Error) -> bool {
+    use tonic::Code as G;
+    match e {
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            G::Unknown
+                | G::Unavailable
+                | G::Internal
+                | G::Cancelled
+                | G::DeadlineExceeded
+                | G::Aborted
+                | G::Unauthenticated
+        ),
+        _ => true,
+    }
+}
+
+/// Exponential backoff between reconnection attempts.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(BACKOFF_MIN)
+    }
+
+    fn reset(&mut self) {
+        self.0 = BACKOFF_MIN;
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,269 @@
+//! The `storage_watch` handle: a watch the caller pulls events from.
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::boundary::{call, guard, opt_str_arg, out_arg, read_handle, str_arg, Castable};
+use super::error::{c_string, storage_code, storage_error};
+use super::handle::{storage, Runtime2};
+use crate::storage::{Code, Object, StorageError};
+use crate::watch::{Event, EventType, Watch, WatchOptions};
+
+/// A watch on a key or a key prefix (Go's `storage.Interface.Watch`), created
+/// by `storage_watch_create` and freed with `storage_watch_destroy`. Calls on
+/// one watch are serialised; `storage_watch_destroy` must not race them.
+pub struct storage_watch {
+    _private: [u8; 0],
+}
+
+/// One event of a watch, returned by `storage_watch_next` and freed with
+/// `storage_watch_event_free`.
+pub struct storage_watch_event {
+    _private: [u8; 0],
+}
+
+/// What happened to the key (Go's `watch.EventType`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum storage_watch_event_type {
+    /// What `storage_watch_event_get_type(NULL)` returns; never an event's type.
+    STORAGE_WATCH_INVALID = -1,
+    /// The key was created, or listed by a watch started at resource version 0.
+    STORAGE_WATCH_ADDED = 0,
+    /// The key's value was replaced.
+    STORAGE_WATCH_MODIFIED = 1,
+    /// The key was deleted.
+    STORAGE_WATCH_DELETED = 2,
+}
+
+impl From<EventType> for storage_watch_event_type {
+    fn from(t: EventType) -> Self {
+        match t {
+            EventType::Added => storage_watch_event_type::STORAGE_WATCH_ADDED,
+            EventType::Modified => storage_watch_event_type::STORAGE_WATCH_MODIFIED,
+            EventType::Deleted => storage_watch_event_type::STORAGE_WATCH_DELETED,
+        }
+    }
+}
+
+pub(crate) struct WatchHandle {
+    /// The storage handle's runtime, kept alive while the watch is.
+    runtime: Arc<Runtime2>,
+    state: Mutex<WatchState>,
+}
+
+struct WatchState {
+    watch: Watch,
+    /// The error that ended the watch, returned again by every later call.
+    ended: Option<StorageError>,
+}
+
+impl Castable for storage_watch {
+    type Rust = WatchHandle;
+}
+
+pub(crate) struct EventObject {
+    event: Event,
+    key: CString,
+}
+
+impl Castable for storage_watch_event {
+    type Rust = EventObject;
+}
+
+/// Starts watching `key` (joined onto the prefix as `storage_get` does; with
+/// `recursive`, every key under `key + "/"`) and writes the watch to `*out_watch`.
+///
+/// `resource_version`: NULL, `""` or `"0"`: first the current objects, as
+/// `STORAGE_WATCH_ADDED` events, then every change after them; `"N"`: every
+/// change after revision N. Events come in revision order, exactly once: when
+/// the connection to etcd breaks, the watch reconnects by itself (with backoff)
+/// and resumes after the last event it delivered.
+///
+/// Returns at once; a malformed key or resource version is
+/// `STORAGE_ERR_INVALID_ARGUMENT`. The watch keeps the storage handle's runtime
+/// and connection alive, so `storage_destroy(s)` may come before
+/// `storage_watch_destroy`.
+#[no_mangle]
+pub extern "C" fn storage_watch_create(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    recursive: bool,
+    out_watch: *mut *mut storage_watch,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let opts = WatchOptions {
+            resource_version: opt_str_arg(resource_version, "resource_version")?.to_owned(),
+            recursive,
+        };
+        let out = out_arg(out_watch, "out_watch")?;
+        let watch = handle.runtime.block_on(handle.store.watch(key, &opts))?;
+        *out = storage_watch::into_raw(WatchHandle {
+            runtime: handle.runtime.clone(),
+            state: Mutex::new(WatchState { watch, ended: None }),
+        });
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` (0: only checks) for the next event and writes it
+/// to `*out_event`; free it with `storage_watch_event_free`.
+///
+/// `STORAGE_ERR_TIMEOUT`: no event yet; the watch goes on, call again.
+/// Any other error ends the watch, and every later call returns it again:
+/// - `STORAGE_ERR_EXPIRED`: the resource version is gone from etcd's history
+///   (compacted): list again, then watch from the list's resource version;
+/// - `STORAGE_ERR_CORRUPT_OBJ`: a value that cannot be decrypted or decoded
+///   (the error names its key);
+/// - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
+///   restart the watch from resourceVersion N`: more than 1000 events waited
+///   for this caller for over 2 seconds; every event up to N was delivered,
+///   so a new watch from N loses nothing.
+#[no_mangle]
+pub extern "C" fn storage_watch_next(
+    w: *mut storage_watch,
+    timeout_ms: u32,
+    out_event: *mut *mut storage_watch_event,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage_watch::try_ref(w, "watch")?;
+        let out = out_arg(out_event, "out_event")?;
+        let mut state = handle
+            .state
+            .lock()
+            .map_err(|_| StorageError::internal("an earlier call on this watch panicked"))?;
+        if let Some(e) = &state.ended {
+            return Err(e.clone());
+        }
+        let wait = Duration::from_millis(timeout_ms.into());
+        let next = handle
+            .runtime
+            .block_on(async { Ok(tokio::time::timeout(wait, state.watch.next()).await) })?;
+        let event = match next {
+            Err(_) => {
+                return Err(StorageError::new(
+                    Code::Timeout,
+                    format!("no watch event within {timeout_ms} ms"),
+                ))
+            }
+            Ok(Some(Ok(event))) => event,
+            Ok(Some(Err(e))) => {
+                state.ended = Some(e.clone());
+                return Err(e);
+            }
+            Ok(None) => {
+                let e = StorageError::internal("the watch ended without an error");
+                state.ended = Some(e.clone());
+                return Err(e);
+            }
+        };
+        *out = storage_watch_event::into_raw(EventObject {
+            key: c_string(event.key.clone()),
+            event,
+        });
+        Ok(())
+    })
+}
+
+/// Stops the watch's background work and frees it; events already returned
+/// stay valid. NULL is a no-op. Must not race any other call on the same watch.
+#[no_mangle]
+pub extern "C" fn storage_watch_destroy(w: *mut storage_watch) {
+    guard((), || {
+        if let Some(handle) = storage_watch::take(w) {
+            let WatchHandle { runtime, state } = *handle;
+            runtime.release(state);
+        }
+    })
+}
+
+/// The event's type; `STORAGE_WATCH_INVALID` when `e` is NULL.
+#[no_mangle]
+pub extern "C" fn storage_watch_event_get_type(
+    e: *const storage_watch_event,
+) -> storage_watch_event_type {
+    read_handle(e, storage_watch_event_type::STORAGE_WATCH_INVALID, |e| {
+        e.event.event_type.into()
+    })
+}
+
+/// The full etcd key (prefix included) of the event, valid until
+/// `storage_watch_event_free(e)`; `""` when `e` is NULL.
+#[no_mangle]
+pub extern "C" fn storage_watch_event_key(e: *const storage_watch_event) -> *const c_char {
+    read_handle(e, c"".as_ptr(), |e| e.key.as_ptr())
+}
+
+/// The revision of the change (the object's resourceVersion); 0 when `e` is NULL.
+#[no_mangle]
+pub extern "C" fn storage_watch_event_resource_version(e: *const storage_watch_event) -> i64 {
+    read_handle(e, 0, |e| e.event.resource_version())
+}
+
+/// Where an empty but present object points: never NULL, never read.
+static EMPTY: u8 = 0;
+
+fn bytes_view(object: Option<&Object>, out_len: *mut usize) -> *const u8 {
+    let (data, len) = match object {
+        None => (ptr::null(), 0),
+        Some(o) if o.data.is_empty() => (&EMPTY as *const u8, 0),
+        Some(o) => (o.data.as_ptr(), o.data.len()),
+    };
+    // SAFETY: a non-NULL `out_len` points to writable memory.
+    if let Some(out) = unsafe { out_len.as_mut() } {
+        *out = len;
+    }
+    data
+}
+
+fn event_bytes(
+    e: *const storage_watch_event,
+    out_len: *mut usize,
+    pick: impl FnOnce(&Event) -> Option<&Object>,
+) -> *const u8 {
+    guard(ptr::null(), || {
+        let object = storage_watch_event::try_ref(e, "event")
+            .ok()
+            .and_then(|e| pick(&e.event));
+        bytes_view(object, out_len)
+    })
+}
+
+/// The object after the change (as `storage_get` returns objects, stamped with
+/// the change's revision); for `STORAGE_WATCH_DELETED`, the object's last state
+/// stamped with the deletion's revision, as Kubernetes sends it.
+/// Writes its length to `*out_len` (when not NULL). The bytes belong to the
+/// event: valid until `storage_watch_event_free(e)`, not NUL-terminated.
+/// NULL (and a length of 0) when `e` is NULL.
+#[no_mangle]
+pub extern "C" fn storage_watch_event_object(
+    e: *const storage_watch_event,
+    out_len: *mut usize,
+) -> *const u8 {
+    event_bytes(e, out_len, |e| Some(&e.object))
+}
+
+/// The object before the change, with its own resourceVersion, for
+/// `STORAGE_WATCH_MODIFIED` and `STORAGE_WATCH_DELETED` events; NULL (and a
+/// length of 0) for `STORAGE_WATCH_ADDED`, or when etcd no longer had it.
+/// Otherwise as `storage_watch_event_object`.
+#[no_mangle]
+pub extern "C" fn storage_watch_event_prev_object(
+    e: *const storage_watch_event,
+    out_len: *mut usize,
+) -> *const u8 {
+    event_bytes(e, out_len, |e| e.prev_object.as_ref())
+}
+
+/// Frees an event. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn storage_watch_event_free(e: *mut storage_watch_event) {
+    guard((), || drop(storage_watch_event::take(e)))
+}

@@ -1,0 +1,131 @@
+//! `k8s.io/apimachinery/pkg/watch`: the events a watch delivers, and the
+//! bounded buffer between a backend's event stream and the consumer.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::storage::{Object, Result, StorageError};
+
+/// Options of a watch, as the parts of Go's `storage.ListOptions` a watch uses.
+#[derive(Clone, Debug, Default)]
+pub struct WatchOptions {
+    /// `""`/`"0"`: the current objects first (as `Added` events), then every
+    /// change after them; `N`: every change after revision N.
+    pub resource_version: String,
+    /// Watch every key under `key + "/"` instead of `key` alone.
+    pub recursive: bool,
+}
+
+/// Go's `watch.EventType` (the kinds a storage watch produces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change of one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub event_type: EventType,
+    /// The full etcd key (prefix included).
+    pub key: String,
+    /// The object after the change, stamped with the change's revision. For
+    /// `Deleted`, the last state of the object stamped with the deletion's
+    /// revision, as Go sends it.
+    pub object: Object,
+    /// The object before the change, with its own resourceVersion: present for
+    /// `Modified` and `Deleted` (unless etcd compacted it away).
+    pub prev_object: Option<Object>,
+}
+
+impl Event {
+    /// The revision of the change: the event's resourceVersion.
+    pub fn resource_version(&self) -> i64 {
+        self.object.resource_version
+    }
+}
+
+/// A running watch. Events come in revision order; an `Err` ends it (and
+/// `next` then returns `None`). Dropping it stops the background work.
+pub struct Watch {
+    events: mpsc::Receiver<Result<Event>>,
+    task: AbortHandle,
+}
+
+impl Watch {
+    /// How many events a watch holds for its consumer.
+    ///
+    /// cbindgen:ignore
+    pub const BUFFER_EVENTS: usize = 1000;
+
+    /// How long a full buffer may stay full before the watch ends: as
+    /// Kubernetes' cacher, a consumer that does not keep up is cut off rather
+    /// than buffered without bound.
+    pub const OVERFLOW_GRACE: Duration = Duration::from_secs(2);
+
+    /// Spawns `produce` on the current tokio runtime, feeding a new watch.
+    pub(crate) fn spawn<F, Fut>(produce: F) -> Watch
+    where
+        F: FnOnce(EventSender) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, events) = mpsc::channel(Self::BUFFER_EVENTS);
+        let task = tokio::spawn(produce(EventSender(tx))).abort_handle();
+        Watch { events, task }
+    }
+
+    /// The next event, waiting for one; `None` once the watch has ended.
+    pub async fn next(&mut self) -> Option<Result<Event>> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Why an event could not be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The consumer dropped the watch.
+    Closed,
+    /// The buffer stayed full for `Watch::OVERFLOW_GRACE`.
+    Overflow,
+}
+
+/// The producing side of a watch.
+pub(crate) struct EventSender(mpsc::Sender<Result<Event>>);
+
+impl EventSender {
+    /// Queues an event, waiting at most `Watch::OVERFLOW_GRACE` for room.
+    pub(crate) async fn send(&self, event: Event) -> std::result::Result<(), SendError> {
+        match self.0.send_timeout(Ok(event), Watch::OVERFLOW_GRACE).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(SendError::Overflow),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// Ends the watch with `error`, delivered after the events already queued.
+    pub(crate) async fn fail(self, error: StorageError) {
+        // A consumer that is gone needs no error.
+        let _ = self.0.send(Err(error)).await;
+    }
+}
+
+/// The error ending a watch whose consumer fell behind. Every event up to
+/// revision `resume_from` has been queued, so watching again from there loses
+/// nothing (a transaction's events already queued may come again).
+pub(crate) fn overflow_error(resume_from: i64) -> StorageError {
+    let mut e = StorageError::internal(format!(
+        "watch buffer overflow: consumer too slow, restart the watch from resourceVersion {resume_from}"
+    ));
+    e.resource_version = resume_from;
+    e
+}

@@ -1,0 +1,533 @@
+//! Watch against a real etcd: ordering, initial lists, key ranges, deletions,
+//! etcd restarts, compaction, slow consumers, encryption at rest.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver_storage::config::Config;
+use apiserver_storage::factory;
+use apiserver_storage::storage::{Code, Interface, Result, StorageError};
+use apiserver_storage::value;
+use apiserver_storage::watch::{Event, EventType, Watch, WatchOptions};
+use common::Etcd;
+use etcd_client::Client;
+use serde_json::{json, Value};
+use tokio::runtime::Runtime;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn store(rt: &Runtime, config: &str) -> Arc<dyn Interface> {
+    let config = Config::from_json(config).unwrap();
+    rt.block_on(factory::create(&config)).unwrap().0
+}
+
+fn watch(rt: &Runtime, s: &Arc<dyn Interface>, key: &str, rv: &str, recursive: bool) -> Watch {
+    let opts = WatchOptions {
+        resource_version: rv.into(),
+        recursive,
+    };
+    rt.block_on(s.watch(key, &opts)).unwrap()
+}
+
+/// The next item of `w`; fails the test when none comes within 30 s.
+fn next(rt: &Runtime, w: &mut Watch) -> Result<Event> {
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), w.next()).await })
+        .expect("no watch event within 30 s")
+        .expect("the watch ended without an error")
+}
+
+fn next_event(rt: &Runtime, w: &mut Watch) -> Event {
+    next(rt, w).unwrap_or_else(|e| panic!("watch error: {e:?}"))
+}
+
+fn next_error(rt: &Runtime, w: &mut Watch) -> StorageError {
+    match next(rt, w) {
+        Ok(e) => panic!("expected an error, got {e:?}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts nothing arrives for a moment.
+fn assert_quiet(rt: &Runtime, w: &mut Watch) {
+    let got =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(500), w.next()).await });
+    assert!(got.is_err(), "unexpected item: {got:?}");
+}
+
+fn client(rt: &Runtime, etcd: &Etcd) -> Client {
+    rt.block_on(Client::connect(etcd.endpoints(), None))
+        .unwrap()
+}
+
+fn pod(name: &str, n: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({"kind":"Pod","metadata":{"name":name},"spec":{"n":n}})).unwrap()
+}
+
+fn json(data: &[u8]) -> Value {
+    serde_json::from_slice(data).unwrap()
+}
+
+/// The object as the JSON codec returns it: stamped with `rv`.
+fn stamped(value: &[u8], rv: i64) -> Value {
+    let mut v = json(value);
+    v["metadata"]["resourceVersion"] = json!(rv.to_string());
+    v
+}
+
+#[test]
+fn a_thousand_writes_arrive_in_order() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let start = etcd.revision();
+    let mut w = watch(&rt, &s, "/pods", &start.to_string(), true);
+
+    // (type, key, value after, revision, value before)
+    type Expected = (EventType, String, Vec<u8>, i64, Option<(Vec<u8>, i64)>);
+    let mut c = client(&rt, &etcd);
+    let writer = rt.spawn(async move {
+        let mut current: HashMap<String, (Vec<u8>, i64)> = HashMap::new();
+        let mut expected: Vec<Expected> = Vec::new();
+        for i in 0..1000 {
+            let key = format!("/registry/pods/ns/p{}", i % 40);
+            let prev = current.get(&key).cloned();
+            if prev.is_some() && i % 7 == 0 {
+                let rv = c
+                    .delete(key.as_str(), None)
+                    .await
+                    .unwrap()
+                    .header()
+                    .unwrap()
+                    .revision();
+                let (old, _) = prev.clone().unwrap();
+                expected.push((EventType::Deleted, key.clone(), old, rv, prev));
+                current.remove(&key);
+            } else {
+                let value = pod(&key, i);
+                let rv = c
+                    .put(key.as_str(), value.clone(), None)
+                    .await
+                    .unwrap()
+                    .header()
+                    .unwrap()
+                    .revision();
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                expected.push((kind, key.clone(), value.clone(), rv, prev));
+                current.insert(key, (value, rv));
+            }
+        }
+        expected
+    });
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        seen.push(next_event(&rt, &mut w));
+    }
+    let expected = rt.block_on(writer).unwrap();
+    let (mut added, mut modified, mut deleted) = (0, 0, 0);
+    for (i, (event, (kind, key, value, rv, prev))) in seen.iter().zip(&expected).enumerate() {
+        assert_eq!(event.event_type, *kind, "event {i}");
+        assert_eq!(&event.key, key, "event {i}");
+        assert_eq!(event.resource_version(), *rv, "event {i}");
+        assert_eq!(json(&event.object.data), stamped(value, *rv), "event {i}");
+        let want_prev = prev.as_ref().map(|(v, prev_rv)| stamped(v, *prev_rv));
+        assert_eq!(
+            event.prev_object.as_ref().map(|o| json(&o.data)),
+            want_prev,
+            "event {i}"
+        );
+        match kind {
+            EventType::Added => added += 1,
+            EventType::Modified => modified += 1,
+            EventType::Deleted => deleted += 1,
+        }
+    }
+    assert!(
+        added > 40 && modified > 500 && deleted > 100,
+        "{added} {modified} {deleted}"
+    );
+    assert_quiet(&rt, &mut w);
+}
+
+#[test]
+fn resource_version_zero_lists_first_then_follows() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let rv_a = etcd.put("/registry/cms/a", &pod("a", 1));
+    let rv_b = etcd.put("/registry/cms/b", &pod("b", 1));
+    let rv_deep = etcd.put("/registry/cms/ns/c", &pod("c", 1));
+    etcd.put("/registry/cmsX/sibling", &pod("x", 1));
+    let s = store(&rt, &etcd.config(r#""prefix":"/registry""#));
+    for rv in ["", "0"] {
+        let mut w = watch(&rt, &s, "cms", rv, true);
+        let listed: Vec<(EventType, String, i64, Option<i64>)> = (0..3)
+            .map(|_| {
+                let e = next_event(&rt, &mut w);
+                (
+                    e.event_type,
+                    e.key.clone(),
+                    e.resource_version(),
+                    e.prev_object.map(|o| o.resource_version),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (EventType::Added, "/registry/cms/a".into(), rv_a, None),
+                (EventType::Added, "/registry/cms/b".into(), rv_b, None),
+                (EventType::Added, "/registry/cms/ns/c".into(), rv_deep, None),
+            ]
+        );
+        assert_quiet(&rt, &mut w);
+    }
+    let mut w = watch(&rt, &s, "/cms", "0", true);
+    for _ in 0..3 {
+        next_event(&rt, &mut w);
+    }
+    let rv = etcd.put("/registry/cms/a", &pod("a", 2));
+    let e = next_event(&rt, &mut w);
+    assert_eq!(
+        (e.event_type, e.resource_version()),
+        (EventType::Modified, rv)
+    );
+    assert_eq!(json(&e.object.data), stamped(&pod("a", 2), rv));
+    assert_eq!(
+        json(&e.prev_object.unwrap().data),
+        stamped(&pod("a", 1), rv_a)
+    );
+    let rv = etcd.put("/registry/cms/d", &pod("d", 1));
+    let e = next_event(&rt, &mut w);
+    assert_eq!(
+        (e.event_type, e.key.as_str(), e.resource_version()),
+        (EventType::Added, "/registry/cms/d", rv)
+    );
+
+    // A single key: its current state, then its changes.
+    let mut w = watch(&rt, &s, "/cms/b", "0", false);
+    let e = next_event(&rt, &mut w);
+    assert_eq!(
+        (e.event_type, e.resource_version()),
+        (EventType::Added, rv_b)
+    );
+    assert_quiet(&rt, &mut w);
+    // A missing key lists nothing.
+    let mut w = watch(&rt, &s, "/cms/none", "0", false);
+    assert_quiet(&rt, &mut w);
+}
+
+#[test]
+fn single_key_and_recursive_watches_cover_different_keys() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let start = etcd.revision().to_string();
+    let mut single = watch(&rt, &s, "/cms/a", &start, false);
+    let mut tree = watch(&rt, &s, "/cms/a", &start, true);
+    // With a trailing slash, the same range.
+    let mut tree_slash = watch(&rt, &s, "/cms/a/", &start, true);
+    etcd.put("/registry/cms/ab", &pod("ab", 1));
+    let rv_child = etcd.put("/registry/cms/a/child", &pod("child", 1));
+    let rv_self = etcd.put("/registry/cms/a", &pod("a", 1));
+    let rv_grandchild = etcd.put("/registry/cms/a/x/y", &pod("y", 1));
+    let e = next_event(&rt, &mut single);
+    assert_eq!(
+        (e.key.as_str(), e.resource_version()),
+        ("/registry/cms/a", rv_self)
+    );
+    assert_quiet(&rt, &mut single);
+    for w in [&mut tree, &mut tree_slash] {
+        let keys: Vec<(String, i64)> = (0..2)
+            .map(|_| {
+                let e = next_event(&rt, w);
+                (e.key.clone(), e.resource_version())
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("/registry/cms/a/child".into(), rv_child),
+                ("/registry/cms/a/x/y".into(), rv_grandchild)
+            ]
+        );
+        assert_quiet(&rt, w);
+    }
+    // Keys that would leave the prefix and malformed versions fail at once.
+    let bad = |key: &str, rv: &str| {
+        let opts = WatchOptions {
+            resource_version: rv.into(),
+            recursive: true,
+        };
+        rt.block_on(s.watch(key, &opts)).err().unwrap().code
+    };
+    assert_eq!(bad("/../../etc", "0"), Code::InvalidArgument);
+    assert_eq!(bad("/cms", "x"), Code::InvalidArgument);
+    assert_eq!(bad("/cms", "-1"), Code::InvalidArgument);
+}
+
+#[test]
+fn deleted_carries_the_previous_object() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let mut c = client(&rt, &etcd);
+    let start = etcd.revision();
+    let mut w = watch(&rt, &s, "/cms/a", &start.to_string(), false);
+    let rv1 = etcd.put("/registry/cms/a", &pod("a", 1));
+    let rv2 = etcd.put("/registry/cms/a", &pod("a", 2));
+    let rv3 = rt
+        .block_on(c.delete("/registry/cms/a", None))
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    let rv4 = etcd.put("/registry/cms/a", &pod("a", 3));
+    let added = next_event(&rt, &mut w);
+    assert_eq!(
+        (added.event_type, added.resource_version()),
+        (EventType::Added, rv1)
+    );
+    assert!(added.prev_object.is_none());
+    let modified = next_event(&rt, &mut w);
+    assert_eq!(modified.event_type, EventType::Modified);
+    assert_eq!(
+        json(&modified.prev_object.unwrap().data),
+        stamped(&pod("a", 1), rv1)
+    );
+    let deleted = next_event(&rt, &mut w);
+    assert_eq!(
+        (deleted.event_type, deleted.resource_version()),
+        (EventType::Deleted, rv3)
+    );
+    // As Go: the last state, stamped with the deletion's revision.
+    assert_eq!(json(&deleted.object.data), stamped(&pod("a", 2), rv3));
+    let prev = deleted.prev_object.unwrap();
+    assert_eq!(
+        (json(&prev.data), prev.resource_version),
+        (stamped(&pod("a", 2), rv2), rv2)
+    );
+    // Created again after the deletion: an addition with no past.
+    let again = next_event(&rt, &mut w);
+    assert_eq!(
+        (again.event_type, again.resource_version()),
+        (EventType::Added, rv4)
+    );
+    assert!(again.prev_object.is_none());
+}
+
+#[test]
+fn an_etcd_restart_loses_and_repeats_nothing() {
+    survives_restarts(1, &[0]);
+}
+
+#[test]
+fn a_rolling_restart_of_a_cluster_loses_and_repeats_nothing() {
+    // Every member goes down once, so whichever one the watch uses breaks it.
+    survives_restarts(3, &[0, 1, 2]);
+}
+
+/// A write stream through a watch while `restart`'s members are killed and
+/// restarted (keeping their data) one after the other.
+fn survives_restarts(members: usize, restart: &[usize]) {
+    const WRITES: usize = 400;
+    let mut etcd = Etcd::cluster(members);
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(r#""request_timeout_ms":5000"#));
+    let start = etcd.revision();
+    let mut w = watch(&rt, &s, "/items", &start.to_string(), true);
+
+    // Writes keep going, retried while etcd is down. A write whose answer was
+    // lost may apply twice; every revision is still one event of this watch.
+    let endpoints = etcd.endpoints();
+    let writer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = || etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(1));
+            let mut c = Client::connect(&endpoints, Some(opts())).await.unwrap();
+            for i in 0..WRITES {
+                let key = format!("/registry/items/i{i:04}");
+                while c.put(key.as_str(), pod(&key, i), None).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if let Ok(fresh) = Client::connect(&endpoints, Some(opts())).await {
+                        c = fresh;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    });
+
+    let mut revisions = Vec::new();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut restarted = false;
+    while last.len() < WRITES {
+        let e = next_event(&rt, &mut w);
+        assert_eq!(json(&e.object.data)["metadata"]["name"], json!(e.key));
+        revisions.push(e.resource_version());
+        last.insert(e.key.clone(), e.resource_version());
+        if revisions.len() == WRITES / 4 && !restarted {
+            for &m in restart {
+                etcd.kill_member(m);
+                std::thread::sleep(Duration::from_millis(500));
+                etcd.start_member(m);
+            }
+            restarted = true;
+        }
+    }
+    writer.join().unwrap();
+    assert_quiet(&rt, &mut w);
+    let end = etcd.revision();
+    // Nothing else writes to this etcd: every revision after `start` is a
+    // write of ours, so exactly-once in order means exactly start+1..=end.
+    let want: Vec<i64> = (start + 1..=end).collect();
+    assert_eq!(revisions, want);
+    // And each key's last event is the key's state in etcd.
+    let mut c = client(&rt, &etcd);
+    let resp = rt
+        .block_on(c.get(
+            "/registry/items/",
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        ))
+        .unwrap();
+    assert_eq!(resp.kvs().len(), WRITES);
+    for kv in resp.kvs() {
+        assert_eq!(last[kv.key_str().unwrap()], kv.mod_revision());
+    }
+}
+
+#[test]
+fn a_compacted_resource_version_expires() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let first = etcd.put("/registry/cms/a", &pod("a", 1));
+    for n in 2..6 {
+        etcd.put("/registry/cms/a", &pod("a", n));
+    }
+    let current = etcd.revision();
+    let mut c = client(&rt, &etcd);
+    rt.block_on(c.compact(current, None)).unwrap();
+    let mut w = watch(&rt, &s, "/cms", &first.to_string(), true);
+    let e = next_error(&rt, &mut w);
+    assert_eq!(e.code, Code::Expired);
+    assert!(
+        e.message
+            .starts_with("The resourceVersion for the provided watch is too old."),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.resource_version, first);
+    // The watch has ended.
+    assert!(rt.block_on(w.next()).is_none());
+    // From the compaction point on, history is there.
+    let mut w = watch(&rt, &s, "/cms", &current.to_string(), true);
+    let rv = etcd.put("/registry/cms/a", &pod("a", 9));
+    assert_eq!(next_event(&rt, &mut w).resource_version(), rv);
+}
+
+#[test]
+fn a_slow_consumer_gets_an_overflow_error_not_unbounded_memory() {
+    let extra = 100;
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let start = etcd.revision();
+    let mut w = watch(&rt, &s, "/cms", &start.to_string(), true);
+    let mut c = client(&rt, &etcd);
+    let mut revisions = Vec::new();
+    for i in 0..Watch::BUFFER_EVENTS + extra {
+        let key = format!("/registry/cms/c{i}");
+        let resp = rt
+            .block_on(c.put(key.as_str(), pod(&key, i), None))
+            .unwrap();
+        revisions.push(resp.header().unwrap().revision());
+    }
+    // Nobody reads for longer than a full buffer may wait.
+    std::thread::sleep(Watch::OVERFLOW_GRACE + Duration::from_millis(1500));
+    for want in &revisions[..Watch::BUFFER_EVENTS] {
+        assert_eq!(next_event(&rt, &mut w).resource_version(), *want);
+    }
+    let e = next_error(&rt, &mut w);
+    let resume = revisions[Watch::BUFFER_EVENTS - 1];
+    assert_eq!(e.code, Code::Internal);
+    assert_eq!(
+        e.message,
+        format!("watch buffer overflow: consumer too slow, restart the watch from resourceVersion {resume}")
+    );
+    assert_eq!(e.resource_version, resume);
+    assert!(rt.block_on(w.next()).is_none());
+    // Restarting there loses nothing.
+    let mut w = watch(&rt, &s, "/cms", &resume.to_string(), true);
+    for want in &revisions[Watch::BUFFER_EVENTS..] {
+        assert_eq!(next_event(&rt, &mut w).resource_version(), *want);
+    }
+}
+
+#[test]
+fn encrypted_values_decode_and_corrupt_ones_end_the_watch() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let config = etcd.config(
+        r#""transformer":{"providers":[{"aesgcm":{"keys":[{"name":"key1","secret":"d2F0Y2gtdGVzdC1rZXktb2YtMzItYnl0ZXMtbG9uZyE="}]}},{"identity":{}}]}"#,
+    );
+    let transformer =
+        value::from_config(Config::from_json(&config).unwrap().transformer.as_ref()).unwrap();
+    let encrypt =
+        |key: &str, v: &[u8]| transformer.transform_to_storage(v, key.as_bytes()).unwrap();
+    let s = store(&rt, &config);
+    let key = "/registry/secrets/ns/s1";
+    let rv1 = etcd.put(key, &encrypt(key, &pod("s1", 1)));
+    let mut w = watch(&rt, &s, "/secrets", "0", true);
+    let listed = next_event(&rt, &mut w);
+    assert_eq!(json(&listed.object.data), stamped(&pod("s1", 1), rv1));
+    assert!(!listed.object.stale);
+    let stored = encrypt(key, &pod("s1", 2));
+    assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key1:"));
+    let rv2 = etcd.put(key, &stored);
+    let e = next_event(&rt, &mut w);
+    assert_eq!(json(&e.object.data), stamped(&pod("s1", 2), rv2));
+    assert_eq!(
+        json(&e.prev_object.unwrap().data),
+        stamped(&pod("s1", 1), rv1)
+    );
+    // Plaintext is read by the identity provider, and is stale.
+    let rv3 = etcd.put(key, &pod("s1", 3));
+    let e = next_event(&rt, &mut w);
+    assert_eq!(json(&e.object.data), stamped(&pod("s1", 3), rv3));
+    assert!(e.object.stale);
+    // A value encrypted for another key does not authenticate here.
+    let moved = "/registry/secrets/ns/moved";
+    etcd.put(moved, &encrypt(key, &pod("s1", 4)));
+    let e = next_error(&rt, &mut w);
+    assert_eq!(e.code, Code::CorruptObj);
+    assert_eq!(e.key, moved);
+    assert!(e.message.contains(moved), "{}", e.message);
+    assert!(rt.block_on(w.next()).is_none());
+}
+
+#[test]
+fn dropping_a_watch_stops_it() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let w = watch(&rt, &s, "/cms", "0", true);
+    drop(w);
+    // The store goes on working; a new watch sees new writes.
+    let mut w = watch(&rt, &s, "/cms", "", true);
+    let rv = etcd.put("/registry/cms/a", &pod("a", 1));
+    assert_eq!(next_event(&rt, &mut w).resource_version(), rv);
+}
