@@ -15,6 +15,7 @@
 static storage *s;
 static double deadline;
 static long ops[THREADS], unexpected[THREADS];
+static long watch_events, watch_errors;
 
 static double now_s(void) {
   struct timespec ts;
@@ -76,6 +77,39 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* Follows every change under /soak while the workers run. */
+static void *watcher(void *unused) {
+  (void)unused;
+  storage_watch *w = NULL;
+  storage_error *err = NULL;
+  if (storage_watch_create(s, "/soak", "0", true, &w, &err) != STORAGE_OK) {
+    fprintf(stderr, "watch: %s\n", storage_error_message(err));
+    storage_error_free(err);
+    watch_errors++;
+    return NULL;
+  }
+  while (now_s() < deadline) {
+    storage_watch_event *e = NULL;
+    storage_code rc = storage_watch_next(w, 100, &e, &err);
+    if (rc == STORAGE_OK) {
+      size_t len = 0;
+      if (storage_watch_event_get_type(e) == STORAGE_WATCH_INVALID ||
+          (storage_watch_event_object(e, &len) == NULL && len != 0))
+        watch_errors++;
+      storage_watch_event_free(e);
+      watch_events++;
+    } else if (rc != STORAGE_ERR_TIMEOUT) {
+      fprintf(stderr, "watch next: %d %s\n", rc, storage_error_message(err));
+      storage_error_free(err);
+      err = NULL;
+      watch_errors++;
+      break;
+    }
+  }
+  storage_watch_destroy(w);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: soak CONFIG SECONDS\n");
@@ -88,18 +122,21 @@ int main(int argc, char **argv) {
   }
   double seconds = atof(argv[2]);
   deadline = now_s() + seconds;
-  pthread_t t[THREADS];
+  pthread_t t[THREADS], w;
+  pthread_create(&w, NULL, watcher, NULL);
   for (long i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)i);
   /* RSS once warmed up, and at the end */
   struct timespec quarter = {(time_t)(seconds / 4), 0};
   nanosleep(&quarter, NULL);
   long rss_early = rss_kb();
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  pthread_join(w, NULL);
   long rss_late = rss_kb();
   long total = 0, bad = 0;
   for (int i = 0; i < THREADS; i++) total += ops[i], bad += unexpected[i];
   storage_destroy(s);
-  printf("soak: %ld operations, %ld unexpected, rss %ld KiB after %.0f s, %ld KiB at the end\n", total, bad,
-         rss_early, seconds / 4, rss_late);
-  return bad == 0 && rss_late - rss_early < 32 * 1024 ? 0 : 1;
+  printf("soak: %ld operations, %ld unexpected, %ld watch events, %ld watch errors, rss %ld KiB after %.0f s, "
+         "%ld KiB at the end\n",
+         total, bad, watch_events, watch_errors, rss_early, seconds / 4, rss_late);
+  return bad == 0 && watch_errors == 0 && watch_events > 0 && rss_late - rss_early < 32 * 1024 ? 0 : 1;
 }
