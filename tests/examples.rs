@@ -29,7 +29,9 @@ fn c_example_reads_an_object() {
     let rv = etcd.put("/registry/configmaps/default/settings", CM.as_bytes());
     let program = compile_c(&["examples/c/storage_get.c"], "storage_get", &[]);
     let config_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config_file.path(), etcd.config("")).unwrap();
+    // A generous health timeout: valgrind slows the first connection down.
+    let config = etcd.config(r#""health_timeout_ms":10000"#);
+    std::fs::write(config_file.path(), &config).unwrap();
     let output = run_c(
         &program,
         &[
@@ -41,7 +43,7 @@ fn c_example_reads_an_object() {
     check_output(&String::from_utf8_lossy(&output.stdout), rv);
 
     // A missing key: exit status is the storage code.
-    let output = run_c(&program, &[&etcd.config(""), "/configmaps/default/nope"]);
+    let output = run_c(&program, &[&config, "/configmaps/default/nope"]);
     assert_eq!(output.status.code(), Some(1), "STORAGE_ERR_KEY_NOT_FOUND");
     assert!(String::from_utf8_lossy(&output.stderr).contains("/registry/configmaps/default/nope"));
 }
@@ -73,7 +75,10 @@ fn go_example_reads_an_object_through_cgo() {
         .expect("the Go toolchain (Debian's golang-go; .ci/run installs it)");
     assert_success("go build", &build);
     let output = Command::new(&binary)
-        .args([&etcd.config(""), "/configmaps/default/settings"])
+        .args([
+            &etcd.config(r#""health_timeout_ms":10000"#),
+            "/configmaps/default/settings",
+        ])
         .output()
         .unwrap();
     assert_success("go storage_get", &output);

@@ -12,6 +12,10 @@
 
 static int failures = 0;
 
+/* Slack on every time bound: valgrind on a loaded 2-core machine is slow, but
+ * a hang (a 20 s dial, a 60 s request) still fails. */
+#define SLACK 3.0
+
 #define CHECK(cond, ...)                                                   \
   do {                                                                     \
     if (!(cond)) {                                                         \
@@ -491,14 +495,14 @@ static void case_down(char **argv) {
   double health_timeout = atof(argv[1]), request_timeout = atof(argv[2]);
   double t0 = now_s();
   storage *s = must_create(argv[0]);
-  CHECK(now_s() - t0 < 2.0, "create took %.2fs while etcd is down", now_s() - t0);
+  CHECK(now_s() - t0 < SLACK, "create took %.2fs while etcd is down", now_s() - t0);
 
   storage_error *err = NULL;
   t0 = now_s();
   storage_code rc = storage_health(s, &err);
   double took = now_s() - t0;
   expect_error(rc, err, STORAGE_ERR_UNREACHABLE, "error getting data from etcd: ", "health while down");
-  CHECK(took < health_timeout + 1.0, "health took %.2fs", took);
+  CHECK(took < health_timeout + SLACK, "health took %.2fs", took);
 
   storage_bytes obj = {NULL, 0};
   t0 = now_s();
@@ -507,11 +511,11 @@ static void case_down(char **argv) {
   CHECK(rc == STORAGE_ERR_UNREACHABLE || rc == STORAGE_ERR_TIMEOUT, "get while down: %d %s", rc,
         storage_error_message(err));
   storage_error_free(err);
-  CHECK(took < request_timeout + 1.0, "get took %.2fs", took);
+  CHECK(took < request_timeout + SLACK, "get took %.2fs", took);
 
   t0 = now_s();
   storage_destroy(s);
-  CHECK(now_s() - t0 < 3.0, "destroy took %.2fs", now_s() - t0);
+  CHECK(now_s() - t0 < 2.0 + SLACK, "destroy took %.2fs", now_s() - t0);
 }
 
 /* check_wait CONFIG: a health check created while etcd is down turns healthy
@@ -522,7 +526,7 @@ static void case_check_wait(char **argv) {
   double t0 = now_s();
   storage_code rc = storage_health_check_create(argv[0], &hc, &err);
   CHECK(rc == STORAGE_OK, "check create: %s", storage_error_message(err));
-  CHECK(now_s() - t0 < 2.0, "check create blocked %.2fs", now_s() - t0);
+  CHECK(now_s() - t0 < SLACK, "check create blocked %.2fs", now_s() - t0);
   if (rc != STORAGE_OK) return;
   rc = storage_health_check_run(hc, &err);
   expect_error(rc, err, STORAGE_ERR_UNREACHABLE, NULL, "check before etcd starts");
@@ -542,7 +546,7 @@ static void case_check_wait(char **argv) {
   printf("healthy after %.2fs\n", now_s() - t0);
   t0 = now_s();
   storage_health_check_destroy(hc);
-  CHECK(now_s() - t0 < 3.0, "check destroy took %.2fs", now_s() - t0);
+  CHECK(now_s() - t0 < 2.0 + SLACK, "check destroy took %.2fs", now_s() - t0);
 }
 
 /* Watches. */
@@ -661,7 +665,7 @@ static void case_watch_destroy(char **argv) {
   storage_watch_destroy(read);
   storage_watch_destroy(unread);
   storage_watch_destroy(quiet);
-  CHECK(now_s() - t0 < 3.0, "destroying watches took %.2fs", now_s() - t0);
+  CHECK(now_s() - t0 < 2.0 + SLACK, "destroying watches took %.2fs", now_s() - t0);
   size_t len = 0;
   const uint8_t *obj = storage_watch_event_object(e, &len);
   CHECK(obj != NULL && len > 0 && bytes_contain(obj, len, "\"resourceVersion\""), "event after destroy");
