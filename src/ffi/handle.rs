@@ -34,12 +34,12 @@ pub struct storage_health_check {
 
 /// What every handle holds: its own runtime, and the process it was made in,
 /// since a fork child has none of the runtime's threads.
-pub(crate) struct Runtime2 {
+pub(crate) struct HandleRuntime {
     rt: Runtime,
     pid: u32,
 }
 
-impl Runtime2 {
+impl HandleRuntime {
     fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -47,7 +47,7 @@ impl Runtime2 {
             .enable_all()
             .build()
             .map_err(|e| StorageError::internal(format!("cannot start the runtime: {e}")))?;
-        Ok(Runtime2 {
+        Ok(HandleRuntime {
             rt,
             pid: std::process::id(),
         })
@@ -96,7 +96,7 @@ impl Runtime2 {
 
 pub(crate) struct StorageHandle {
     /// Shared with the handle's watches, which may outlive it.
-    pub(crate) runtime: Arc<Runtime2>,
+    pub(crate) runtime: Arc<HandleRuntime>,
     pub(crate) store: Arc<dyn Interface>,
     destroy: DestroyFunc,
 }
@@ -112,7 +112,7 @@ impl Castable for storage {
 }
 
 pub(crate) struct HealthCheckHandle {
-    runtime: Runtime2,
+    runtime: HandleRuntime,
     check: HealthCheck,
 }
 
@@ -138,7 +138,7 @@ pub extern "C" fn storage_create(
     call(out_error, || {
         let out = out_arg(out_storage, "out_storage")?;
         let config = parse_config(config_json)?;
-        let runtime = Runtime2::new()?;
+        let runtime = HandleRuntime::new()?;
         let (store, destroy) = runtime.block_on(factory::create(&config))?;
         *out = storage::into_raw(StorageHandle {
             runtime: Arc::new(runtime),
@@ -271,7 +271,7 @@ pub extern "C" fn storage_health_check_create(
     call(out_error, || {
         let out = out_arg(out_check, "out_check")?;
         let config = parse_config(config_json)?;
-        let runtime = Runtime2::new()?;
+        let runtime = HandleRuntime::new()?;
         let check = runtime.block_on(factory::create_health_check(&config))?;
         *out = storage_health_check::into_raw(HealthCheckHandle { runtime, check });
         Ok(())

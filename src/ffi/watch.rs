@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::boundary::{call, guard, opt_str_arg, out_arg, read_handle, str_arg, Castable};
 use super::error::{c_string, storage_code, storage_error};
-use super::handle::{storage, Runtime2};
+use super::handle::{storage, HandleRuntime};
 use crate::storage::{Code, Object, StorageError};
 use crate::watch::{Event, EventType, Watch, WatchOptions};
 
@@ -50,7 +50,7 @@ impl From<EventType> for storage_watch_event_type {
 
 pub(crate) struct WatchHandle {
     /// The storage handle's runtime, kept alive while the watch is.
-    runtime: Arc<Runtime2>,
+    runtime: Arc<HandleRuntime>,
     state: Mutex<WatchState>,
 }
 
