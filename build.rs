@@ -18,8 +18,26 @@ fn main() {
 fn header(dir: &Path) {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    let config =
+    let mut config =
         cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
+    let version =
+        |part: &str| std::env::var(format!("CARGO_PKG_VERSION_{part}")).expect("cargo sets it");
+    config.after_includes = Some(format!(
+        "\n/** The version of this header; `storage_version()` gives the library's. */\n\
+         #define APISERVER_STORAGE_VERSION_MAJOR {}\n\
+         #define APISERVER_STORAGE_VERSION_MINOR {}\n\
+         #define APISERVER_STORAGE_VERSION_PATCH {}\n\
+         #define APISERVER_STORAGE_VERSION \"{}\"",
+        version("MAJOR"),
+        version("MINOR"),
+        version("PATCH"),
+        std::env::var("CARGO_PKG_VERSION").expect("cargo sets it"),
+    ));
+    // The installed shared library carries a versioned soname (see Makefile).
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,-soname,libapiserver_storage.so.{}",
+        version("MAJOR")
+    );
     cbindgen::Builder::new()
         .with_crate(dir)
         .with_config(config)

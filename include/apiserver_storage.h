@@ -20,6 +20,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/** The version of this header; `storage_version()` gives the library's. */
+#define APISERVER_STORAGE_VERSION_MAJOR 0
+#define APISERVER_STORAGE_VERSION_MINOR 1
+#define APISERVER_STORAGE_VERSION_PATCH 0
+#define APISERVER_STORAGE_VERSION "0.1.0"
+
 /**
  * The result of every fallible call. 1–7 are Kubernetes' own storage error
  * codes (`k8s.io/apiserver/pkg/storage`, `ErrCode*`); 100 and up are the library's.

@@ -12,6 +12,8 @@ if [ ! -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq golang-etcd-server-dev >/dev/null
 fi
 cargo build --release --lib --benches
+# The library's soname, as `make install` lays it out.
+ln -sf libapiserver_storage.so target/release/libapiserver_storage.so.0
 out=target/bench
 mkdir -p "$out/gopath/src/peer"
 cc -O2 -std=c99 -Wall -Wextra -Werror -Iinclude bench/c/storage_bench.c -Ltarget/release \

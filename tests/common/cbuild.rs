@@ -23,6 +23,14 @@ pub fn lib_dir() -> PathBuf {
             newer.1
         );
     }
+    // Programs linked with it need the library by its soname, as when installed.
+    let soname = dir.join(format!(
+        "libapiserver_storage.so.{}",
+        env!("CARGO_PKG_VERSION_MAJOR")
+    ));
+    if !soname.exists() {
+        let _ = std::os::unix::fs::symlink("libapiserver_storage.so", &soname);
+    }
     dir
 }
 
