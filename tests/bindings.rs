@@ -14,7 +14,10 @@ fn python_bindings() {
         .args(["-m", "unittest", "-v", "test_apiserver_storage"])
         .current_dir(manifest_dir().join("bindings/python"))
         .env("ETCD_ENDPOINT", etcd.endpoint())
-        .env("APISERVER_STORAGE_LIB", lib_dir().join("libapiserver_storage.so"))
+        .env(
+            "APISERVER_STORAGE_LIB",
+            lib_dir().join("libapiserver_storage.so"),
+        )
         .output()
         .expect("python3");
     let log = String::from_utf8_lossy(&output.stderr);

@@ -237,3 +237,12 @@ fn sixty_four_threads_of_mixed_operations_for_twenty_seconds() {
     eprintln!("{}", String::from_utf8_lossy(&output.stdout));
     assert_success("soak", &output);
 }
+
+#[test]
+fn cxx_wrapper_against_etcd() {
+    let etcd = Etcd::start();
+    let program = compile_c(&["tests/c/cxx_test.cpp"], "cxx_test", &[]);
+    let output = run_c(&program, &[&etcd.config("")]);
+    assert_success("cxx_test", &output);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("all checks passed"));
+}

@@ -70,9 +70,17 @@ pub fn compile_c(sources: &[&str], out_name: &str, extra: &[&str]) -> PathBuf {
         .as_deref()
         .map_or(String::new(), |s| format!("-{s}"));
     let out = lib.join(format!("ctest-{out_name}{suffix}"));
-    let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    // C++ sources (the header-only wrapper's tests) go to the C++ compiler.
+    let cxx = sources.iter().any(|s| s.ends_with(".cpp"));
+    let (compiler, std) = if cxx {
+        ("CXX", "-std=c++17")
+    } else {
+        ("CC", "-std=c99")
+    };
+    let default = if cxx { "c++" } else { "cc" };
+    let mut cmd = Command::new(std::env::var(compiler).unwrap_or_else(|_| default.into()));
     cmd.args([
-        "-std=c99",
+        std,
         "-D_POSIX_C_SOURCE=200809L",
         "-Wall",
         "-Wextra",
