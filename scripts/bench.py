@@ -28,9 +28,19 @@ def free_port():
     return port
 
 
-def run(cmd):
+def cpu_seconds(pid):
+    """User + system CPU of a process so far, from /proc/PID/stat."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(cmd, etcd_pid):
+    """Runs one benchmark; adds etcd's CPU per operation during it."""
+    before = cpu_seconds(etcd_pid)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out.strip().splitlines()[-1])
+    result["etcd_cpu_us_per_op"] = (cpu_seconds(etcd_pid) - before) * 1e6 / result["ops"]
+    return result
 
 
 def main():
@@ -107,7 +117,7 @@ def main():
         for name, lib, peer_cmd in scenarios + [abi]:
             pairs = []
             for _ in range(args.pairs):
-                a, b = run(lib), run(peer_cmd)
+                a, b = run(lib, etcd.pid), run(peer_cmd, etcd.pid)
                 pairs.append((a, b))
                 records.append({"scenario": name, "lib": a, "peer": b})
             med = lambda f: statistics.median(f(a, b) for a, b in pairs)
@@ -117,7 +127,8 @@ def main():
             rss = lambda r: r.get("max_rss_kb", 0) / 1024
             print(f"{name:45} {lib_ops:10.0f} {peer_ops:10.0f} {ratio:6.2f} "
                   f"{med(lambda a, b: a['cpu_us_per_op']):10.1f} {med(lambda a, b: b['cpu_us_per_op']):11.1f} "
-                  f"{cpu_ratio:9.2f} {med(lambda a, b: rss(a)):10.1f} {med(lambda a, b: rss(b)):11.1f}",
+                  f"{cpu_ratio:9.2f} {med(lambda a, b: rss(a)):10.1f} {med(lambda a, b: rss(b)):11.1f} "
+                  f"{med(lambda a, b: a['etcd_cpu_us_per_op']):11.1f}",
                   flush=True)
         if args.json:
             with open(args.json, "w") as f:
