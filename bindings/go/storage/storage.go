@@ -1,0 +1,275 @@
+// Package storage is the Go binding of apiserver-storage: the Kubernetes API
+// server's storage layer through its C ABI (cgo).
+//
+// Build with CGO_CFLAGS=-I<repo>/include and CGO_LDFLAGS=-L<dir of
+// libapiserver_storage.so>, or with the library installed (make install).
+//
+// Calls block their goroutine's OS thread while the library works; a
+// context's deadline bounds each call (the library also enforces its
+// configured timeouts). No Go pointer is retained by C: inputs are copied to C
+// memory for the call and results are copied back into Go memory.
+package storage
+
+/*
+#cgo LDFLAGS: -lapiserver_storage
+#include <stdlib.h>
+#include "apiserver_storage.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Code is a storage_code: 1–8 are Kubernetes' storage error codes.
+type Code int
+
+const (
+	CodeKeyNotFound              Code = 1
+	CodeKeyExists                Code = 2
+	CodeResourceVersionConflicts Code = 3
+	CodeInvalidObj               Code = 4
+	CodeUnreachable              Code = 5
+	CodeTimeout                  Code = 6
+	CodeCorruptObj               Code = 7
+	CodeExpired                  Code = 8
+	CodeInvalidArgument          Code = 100
+	CodeInvalidConfig            Code = 101
+	CodeUnsupported              Code = 102
+	CodeInternal                 Code = 103
+	CodePermissionDenied         Code = 104
+)
+
+// Error is a failed call, as Kubernetes' storage.StorageError.
+type Error struct {
+	code            Code
+	Message         string
+	Key             string
+	ResourceVersion int64
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Code is the storage_code of the failure.
+func (e *Error) Code() Code { return e.code }
+
+func hasCode(err error, code Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.code == code
+}
+
+// IsNotFound mirrors k8s.io/apiserver/pkg/storage.IsNotFound.
+func IsNotFound(err error) bool { return hasCode(err, CodeKeyNotFound) }
+
+// IsExist mirrors storage.IsExist.
+func IsExist(err error) bool { return hasCode(err, CodeKeyExists) }
+
+// IsConflict mirrors storage.IsConflict.
+func IsConflict(err error) bool { return hasCode(err, CodeResourceVersionConflicts) }
+
+// IsInvalidObj mirrors storage.IsInvalidObj.
+func IsInvalidObj(err error) bool { return hasCode(err, CodeInvalidObj) }
+
+// IsUnreachable mirrors storage.IsUnreachable.
+func IsUnreachable(err error) bool { return hasCode(err, CodeUnreachable) }
+
+// IsExpired reports a compacted resource version (HTTP 410 Gone).
+func IsExpired(err error) bool { return hasCode(err, CodeExpired) }
+
+func takeError(code C.enum_storage_code, e *C.storage_error) error {
+	defer C.storage_error_free(e)
+	return &Error{
+		code:            Code(code),
+		Message:         C.GoString(C.storage_error_message(e)),
+		Key:             C.GoString(C.storage_error_key(e)),
+		ResourceVersion: int64(C.storage_error_resource_version(e)),
+	}
+}
+
+// takeBytes copies library-owned bytes into Go memory and frees them.
+func takeBytes(b C.storage_bytes) []byte {
+	if b.data == nil {
+		return nil
+	}
+	defer C.storage_bytes_free(b)
+	return C.GoBytes(unsafe.Pointer(b.data), C.int(b.len))
+}
+
+// Storage is a store built from a config (Go's factory.Create).
+type Storage struct {
+	mu sync.RWMutex // Close must not race other calls: it takes the write lock
+	s  *C.storage
+}
+
+// New builds a store from a JSON config; see the README for its keys.
+func New(configJSON string) (*Storage, error) {
+	cfg := C.CString(configJSON)
+	defer C.free(unsafe.Pointer(cfg))
+	var s *C.storage
+	var cErr *C.storage_error
+	if rc := C.storage_create(cfg, &s, &cErr); rc != C.STORAGE_OK {
+		return nil, takeError(rc, cErr)
+	}
+	st := &Storage{s: s}
+	runtime.SetFinalizer(st, (*Storage).Close)
+	return st, nil
+}
+
+// Close is Go's DestroyFunc. It waits for calls in flight; later calls fail.
+func (st *Storage) Close() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.s != nil {
+		C.storage_destroy(st.s)
+		st.s = nil
+	}
+	return nil
+}
+
+var errClosed = &Error{code: CodeInvalidArgument, Message: "storage is closed"}
+
+// call runs f on the handle, bounded by ctx: the call is abandoned (and runs
+// on to the library's own timeout in the background) when ctx ends first.
+func (st *Storage) call(ctx context.Context, f func(s *C.storage) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	st.mu.RLock()
+	if st.s == nil {
+		st.mu.RUnlock()
+		return errClosed
+	}
+	go func() {
+		defer st.mu.RUnlock()
+		done <- f(st.s)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// GetOptions are Get's options, as storage.GetOptions.
+type GetOptions struct {
+	ResourceVersion string
+	IgnoreNotFound  bool
+}
+
+// Object is what Get returns.
+type Object struct {
+	Data            []byte // nil when absent and IgnoreNotFound
+	ResourceVersion int64
+	Stale           bool // written with an older key: rewrite to re-encrypt
+}
+
+// Get reads key (relative to the configured prefix).
+func (st *Storage) Get(ctx context.Context, key string, opts GetOptions) (Object, error) {
+	var obj Object
+	err := st.call(ctx, func(s *C.storage) error {
+		cKey, cRV := C.CString(key), C.CString(opts.ResourceVersion)
+		defer C.free(unsafe.Pointer(cKey))
+		defer C.free(unsafe.Pointer(cRV))
+		var out C.storage_bytes
+		var info C.storage_object_info
+		var cErr *C.storage_error
+		if rc := C.storage_get_with_info(s, cKey, cRV, C.bool(opts.IgnoreNotFound), &out, &info, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		obj = Object{Data: takeBytes(out), ResourceVersion: int64(info.resource_version), Stale: bool(info.stale)}
+		return nil
+	})
+	return obj, err
+}
+
+// Health checks etcd as kube-apiserver's /healthz/etcd does.
+func (st *Storage) Health(ctx context.Context) error {
+	return st.call(ctx, func(s *C.storage) error {
+		var cErr *C.storage_error
+		if rc := C.storage_health(s, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		return nil
+	})
+}
+
+// Create stores object at key if absent; ttl > 0 attaches a lease. It returns the stored object.
+func (st *Storage) Create(ctx context.Context, key string, object []byte, ttl time.Duration) ([]byte, error) {
+	var created []byte
+	err := st.call(ctx, func(s *C.storage) error {
+		cKey := C.CString(key)
+		defer C.free(unsafe.Pointer(cKey))
+		cObj := C.CBytes(object)
+		defer C.free(cObj)
+		var out C.storage_bytes
+		var cErr *C.storage_error
+		rc := C.storage_create_object(s, cKey, (*C.uint8_t)(cObj), C.size_t(len(object)), C.int64_t(ttl/time.Second), &out, &cErr)
+		if rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		created = takeBytes(out)
+		return nil
+	})
+	return created, err
+}
+
+// Delete deletes key and returns the deleted object.
+func (st *Storage) Delete(ctx context.Context, key string) ([]byte, error) {
+	var deleted []byte
+	err := st.call(ctx, func(s *C.storage) error {
+		cKey := C.CString(key)
+		defer C.free(unsafe.Pointer(cKey))
+		var out C.storage_bytes
+		var cErr *C.storage_error
+		if rc := C.storage_delete(s, cKey, nil, &out, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		deleted = takeBytes(out)
+		return nil
+	})
+	return deleted, err
+}
+
+// List returns one page of the objects under key as a JSON List object;
+// pass its metadata.continue back as continueToken for the next page.
+func (st *Storage) List(ctx context.Context, key string, limit int64, continueToken string) ([]byte, error) {
+	var list []byte
+	err := st.call(ctx, func(s *C.storage) error {
+		cKey, cTok := C.CString(key), C.CString(continueToken)
+		defer C.free(unsafe.Pointer(cKey))
+		defer C.free(unsafe.Pointer(cTok))
+		var out C.storage_bytes
+		var cErr *C.storage_error
+		if rc := C.storage_list(s, cKey, nil, C.int64_t(limit), cTok, &out, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		list = takeBytes(out)
+		return nil
+	})
+	return list, err
+}
+
+// Count counts the objects under key.
+func (st *Storage) Count(ctx context.Context, key string) (int64, error) {
+	var n C.int64_t
+	err := st.call(ctx, func(s *C.storage) error {
+		cKey := C.CString(key)
+		defer C.free(unsafe.Pointer(cKey))
+		var cErr *C.storage_error
+		if rc := C.storage_count(s, cKey, &n, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		return nil
+	})
+	return int64(n), err
+}
+
+// Version is the library's version.
+func Version() string { return C.GoString(C.storage_version()) }
