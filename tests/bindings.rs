@@ -37,8 +37,14 @@ fn go_bindings() {
         .env("GOPATH", work.path())
         .env("GOCACHE", work.path().join("cache"))
         .env("CGO_ENABLED", "1")
-        .env("CGO_CFLAGS", format!("-I{}", manifest_dir().join("include").display()))
-        .env("CGO_LDFLAGS", format!("-L{0} -Wl,-rpath,{0}", lib_dir().display()))
+        .env(
+            "CGO_CFLAGS",
+            format!("-I{}", manifest_dir().join("include").display()),
+        )
+        .env(
+            "CGO_LDFLAGS",
+            format!("-L{0} -Wl,-rpath,{0}", lib_dir().display()),
+        )
         .env("ETCD_ENDPOINT", etcd.endpoint())
         .output()
         .expect("the Go toolchain (Debian's golang-go)");
