@@ -101,13 +101,14 @@ impl Pool {
             .clone()
     }
 
-    /// The next member in rotation; when every member is out, the one due back first.
-    fn pick(&self) -> Arc<Member> {
+    /// The next member in rotation (when every member is out, the one due back
+    /// first), and how many members there are.
+    fn pick(&self) -> (Arc<Member>, usize) {
         let members = self.members();
         let n = members.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        (0..n)
+        let member = (0..n)
             .map(|i| &members[(start + i) % n])
             .find(|m| m.down_until().is_none_or(|until| until <= now))
             .unwrap_or_else(|| {
@@ -116,7 +117,8 @@ impl Pool {
                     .min_by_key(|m| m.down_until())
                     .expect("a pool has members")
             })
-            .clone()
+            .clone();
+        (member, n)
     }
 
     /// Go's clientv3 auto-sync: the endpoints become the cluster's client URLs,
@@ -178,16 +180,15 @@ impl Pool {
         let deadline = Instant::now() + rpc.timeout;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let member = self.pick();
+            let (member, members) = self.pick();
             let member = member.as_ref();
             let remaining = deadline.saturating_duration_since(Instant::now());
             // A read leaves time for another endpoint if this one hangs.
-            let budget =
-                if idempotent && self.members().len() > 1 && remaining > Duration::from_secs(2) {
-                    remaining / 2
-                } else {
-                    remaining
-                };
+            let budget = if idempotent && members > 1 && remaining > Duration::from_secs(2) {
+                remaining / 2
+            } else {
+                remaining
+            };
             let result = match self.login(member, rpc, budget).await {
                 Ok(()) => attempt(rpc, budget, op(member.client.clone())).await,
                 Err(failure) => Err(failure),
