@@ -1,5 +1,6 @@
 //! The JSON codec.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::CodecError;
@@ -13,9 +14,171 @@ pub fn parse(data: &[u8]) -> Result<Map<String, Value>, CodecError> {
     }
 }
 
-/// Parses an object and sets its resourceVersion, see [`stamp`].
+/// Sets the resourceVersion of a stored object, as [`stamp`] does, by splicing
+/// it into the stored bytes: one validating pass that builds no tree, keeping
+/// the object's member order and number spelling. Objects with a duplicated
+/// `metadata` or `resourceVersion` member take the full parse, so the result
+/// always has exactly one of each. Like Go's decoder, and unlike a full
+/// parse here, a lone UTF-16 surrogate escape is accepted and kept as stored.
 pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError> {
-    stamp(parse(data)?, resource_version)
+    let text = std::str::from_utf8(data)
+        .map_err(|e| CodecError::Corrupt(format!("unable to parse JSON: {e}")))?;
+    let top = Members::scan(text, "metadata")
+        .map_err(|e| CodecError::Corrupt(format!("unable to parse JSON: {e}")))?;
+    let edit = match top.found {
+        _ if top.duplicate => None,
+        None => Some(Edit::Insert {
+            at: top.open + 1,
+            metadata: true,
+            comma: !top.empty,
+        }),
+        Some(metadata) => {
+            let meta = Members::scan(metadata, "resourceVersion").map_err(|_| {
+                CodecError::Corrupt("the object's metadata is not an object".into())
+            })?;
+            let start = offset(text, metadata);
+            match meta.found {
+                _ if meta.duplicate => None,
+                Some(old) => Some(Edit::Replace {
+                    at: offset(text, old),
+                    len: old.len(),
+                }),
+                None => Some(Edit::Insert {
+                    at: start + meta.open + 1,
+                    metadata: false,
+                    comma: !meta.empty,
+                }),
+            }
+        }
+    };
+    match edit {
+        Some(edit) => Ok(edit.apply(data, resource_version)),
+        None => stamp(parse(data)?, resource_version),
+    }
+}
+
+fn offset(text: &str, part: &str) -> usize {
+    part.as_ptr() as usize - text.as_ptr() as usize
+}
+
+enum Edit {
+    /// Replaces the `len` bytes at `at` (the old value) with the version.
+    Replace { at: usize, len: usize },
+    /// Adds `"resourceVersion"` (inside `"metadata"` when `metadata`) as the
+    /// first member of the object whose `{` is just before `at`.
+    Insert {
+        at: usize,
+        metadata: bool,
+        comma: bool,
+    },
+}
+
+impl Edit {
+    fn apply(&self, data: &[u8], resource_version: i64) -> Vec<u8> {
+        use std::io::Write;
+        let (at, len) = match *self {
+            Edit::Replace { at, len } => (at, len),
+            Edit::Insert { at, .. } => (at, 0),
+        };
+        let mut out = Vec::with_capacity(data.len() + 48);
+        out.extend_from_slice(&data[..at]);
+        match *self {
+            Edit::Replace { .. } => {}
+            Edit::Insert { metadata, .. } => {
+                if metadata {
+                    out.extend_from_slice(b"\"metadata\":{");
+                }
+                out.extend_from_slice(b"\"resourceVersion\":");
+            }
+        }
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "\"{resource_version}\"");
+        if let Edit::Insert {
+            metadata, comma, ..
+        } = *self
+        {
+            if metadata {
+                out.push(b'}');
+            }
+            if comma {
+                out.push(b',');
+            }
+        }
+        out.extend_from_slice(&data[at + len..]);
+        out
+    }
+}
+
+/// Compares a member name with a wanted one, unescaped but not copied.
+struct KeyIs(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<bool, E> {
+        Ok(name == self.0)
+    }
+}
+
+/// The members of one JSON object, validated without building values: where
+/// its `{` is, whether it is empty, and the raw value of one wanted member.
+struct Members<'a> {
+    open: usize,
+    empty: bool,
+    found: Option<&'a str>,
+    duplicate: bool,
+}
+
+impl<'a> Members<'a> {
+    fn scan(text: &'a str, wanted: &'static str) -> serde_json::Result<Self> {
+        use serde::Deserializer as _;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let (found, duplicate, empty) = de.deserialize_map(MemberVisitor { wanted })?;
+        de.end()?;
+        let open = text.len() - text.trim_start().len();
+        Ok(Members {
+            open,
+            empty,
+            found: found.map(RawValue::get),
+            duplicate,
+        })
+    }
+}
+
+struct MemberVisitor {
+    wanted: &'static str,
+}
+
+impl<'de> serde::de::Visitor<'de> for MemberVisitor {
+    type Value = (Option<&'de RawValue>, bool, bool);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut found, mut duplicate, mut empty) = (None, false, true);
+        while let Some(wanted) = map.next_key_seed(KeyIs(self.wanted))? {
+            empty = false;
+            let value: &'de RawValue = map.next_value()?;
+            if wanted {
+                duplicate |= found.replace(value).is_some();
+            }
+        }
+        Ok((found, duplicate, empty))
+    }
 }
 
 /// Sets `metadata.resourceVersion` to the decimal revision, creating
@@ -58,9 +221,74 @@ mod tests {
         );
     }
 
+    /// The splice must mean exactly what the full parse-and-stamp means.
+    fn same_as_full_stamp(input: &str) {
+        let full: Value =
+            serde_json::from_slice(&stamp(parse(input.as_bytes()).unwrap(), 42).unwrap()).unwrap();
+        let spliced = decode(input.as_bytes(), 42).unwrap();
+        let value: Value = serde_json::from_slice(&spliced).unwrap_or_else(|e| {
+            panic!(
+                "{input:?} gave invalid JSON {:?}: {e}",
+                String::from_utf8_lossy(&spliced)
+            )
+        });
+        assert_eq!(value, full, "{input:?}");
+    }
+
+    #[test]
+    fn splices_like_a_full_stamp() {
+        for input in [
+            "{}",
+            " { } ",
+            r#"{"a":{"metadata":1}}"#,
+            r#"{"metadata":{}}"#,
+            r#"{"metadata": { } ,"b":[1,{"resourceVersion":"x"}]}"#,
+            r#"{"metadata":{"name":"n","resourceVersion":"3"}}"#,
+            r#"{"metadata":{"resourceVersion":null,"x":{"resourceVersion":"1"}}}"#,
+            r#"{"meta\u0064ata":{"resource\u0056ersion":"9"}}"#,
+            r#"{"metadata":{"resourceVersion":"1"},"metadata":{"name":"last"}}"#,
+            r#"{"metadata":{"resourceVersion":"1","resourceVersion":"2"}}"#,
+            "{\n \"kind\" : \"Pod\" ,\n \"metadata\" : {\"uid\":\"u\"}\n}",
+        ] {
+            same_as_full_stamp(input);
+        }
+    }
+
+    #[test]
+    fn splicing_keeps_order_and_numbers() {
+        let out = decode(br#"{"z":1.50,"metadata":{"name":"a","resourceVersion":"1"},"a":12345678901234567890123}"#, 8).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"z":1.50,"metadata":{"name":"a","resourceVersion":"8"},"a":12345678901234567890123}"#
+        );
+        let out = decode(br#"{"kind":"Pod","metadata":{"name":"a"}}"#, 8).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"kind":"Pod","metadata":{"resourceVersion":"8","name":"a"}}"#
+        );
+    }
+
+    #[test]
+    fn keeps_lone_surrogate_escapes_as_go_reads_them() {
+        // Go's decoder reads `\ud800` as U+FFFD rather than failing; the
+        // stored text is passed on unchanged.
+        let out = decode(br#"{"a":"\ud800"}"#, 1).unwrap();
+        assert_eq!(out, br#"{"metadata":{"resourceVersion":"1"},"a":"\ud800"}"#);
+    }
+
     #[test]
     fn rejects_what_is_not_an_object() {
-        for bad in ["", "{", "[1]", "\"s\"", r#"{"metadata":3}"#, "{} x"] {
+        for bad in [
+            "",
+            "{",
+            "[1]",
+            "\"s\"",
+            r#"{"metadata":3}"#,
+            r#"{"metadata":null}"#,
+            "{} x",
+            r#"{"a":[1,}"#,
+            r#"{"a":"\x"}"#,
+        ] {
             assert!(matches!(run(bad), Err(CodecError::Corrupt(_))), "{bad:?}");
         }
     }
@@ -83,6 +311,8 @@ mod fuzz {
         fn objects_are_stamped(name in "[a-z0-9-]{0,20}", extra in ".{0,30}", rv in 1i64..i64::MAX) {
             let input = serde_json::json!({"metadata": {"name": name, "resourceVersion": extra}, "x": extra});
             let out: Value = serde_json::from_slice(&decode(input.to_string().as_bytes(), rv).unwrap()).unwrap();
+            let full: Value = serde_json::from_slice(&stamp(parse(input.to_string().as_bytes()).unwrap(), rv).unwrap()).unwrap();
+            prop_assert_eq!(&out, &full);
             prop_assert_eq!(&out["metadata"]["resourceVersion"], &Value::String(rv.to_string()));
             prop_assert_eq!(&out["metadata"]["name"], &input["metadata"]["name"]);
             prop_assert_eq!(&out["x"], &input["x"]);
