@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the operation counts")
     ap.add_argument("--json", help="write every run to this file")
+    ap.add_argument("--rss-reads", type=int, default=1_000_000,
+                    help="reads on one handle for the RSS growth run (0 skips it)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp()
@@ -113,7 +115,7 @@ def main():
 
         records = []
         print(f"{'scenario':45} {'lib ops/s':>10} {'peer ops/s':>10} {'ratio':>6} "
-              f"{'lib cpu us':>10} {'peer cpu us':>11} {'cpu ratio':>9} {'lib rss MB':>10} {'peer rss MB':>11}")
+              f"{'lib cpu us':>10} {'peer cpu us':>11} {'cpu ratio':>9} {'lib rss MB':>10} {'peer rss MB':>11} {'etcd cpu us':>11}")
         for name, lib, peer_cmd in scenarios + [abi]:
             pairs = []
             for _ in range(args.pairs):
@@ -130,6 +132,13 @@ def main():
                   f"{cpu_ratio:9.2f} {med(lambda a, b: rss(a)):10.1f} {med(lambda a, b: rss(b)):11.1f} "
                   f"{med(lambda a, b: a['etcd_cpu_us_per_op']):11.1f}",
                   flush=True)
+        if args.rss_reads:
+            r = run([args.c, "get", config(), "/configmaps/default/bench-1k", "8", str(args.rss_reads)], etcd.pid)
+            records.append({"scenario": "rss growth", "lib": r})
+            print(f"RSS over {r['ops']:,} reads on one handle (8 callers): {r['rss_kb_warm'] / 1024:.1f} MB "
+                  f"after the first tenth, {r['rss_kb_end'] / 1024:.1f} MB at the end "
+                  f"({(r['rss_kb_end'] - r['rss_kb_warm']) / 1024:+.1f} MB), peak {r['max_rss_kb'] / 1024:.1f} MB, "
+                  f"{r['ops_per_s']:.0f} reads/s", flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(records, f, indent=1)

@@ -4,7 +4,9 @@
  *   storage_bench list CONFIG KEY CLIENTS N LIMIT     (N lists, each paged by LIMIT)
  *   storage_bench seed CONFIG KEY BYTES COUNT         (COUNT objects of ~BYTES at KEY, or KEY-i)
  *
- * Prints one JSON line: ops, secs, ops_per_s, cpu_us_per_op, max_rss_kb. */
+ * Prints one JSON line: ops, secs, ops_per_s, cpu_us_per_op, max_rss_kb, and
+ * rss_kb_warm / rss_kb_end: the resident set once a tenth of the operations
+ * are done and after the last one, whose difference is the growth under load. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@ static storage *s;
 static const char *key;
 static long per_client, limit;
 static int list_mode;
+static long total_ops, done_ops, rss_warm_kb;
 
 static void die(const char *what, storage_code rc, storage_error *err) {
   fprintf(stderr, "%s: code %d: %s\n", what, (int)rc, storage_error_message(err));
@@ -59,23 +62,28 @@ static void one(void) {
   }
 }
 
-static void *worker(void *unused) {
-  (void)unused;
-  for (long i = 0; i < per_client; i++) one();
-  return NULL;
-}
-
-/* Peak resident set of this process image (VmHWM): unlike ru_maxrss it is not
- * inherited across exec from the process that started us. */
-static long peak_rss_kb(void) {
-  char line[256];
+/* A field of /proc/self/status in kB: VmHWM, the peak resident set of this
+ * process image (unlike ru_maxrss, not inherited across exec), or VmRSS. */
+static long status_kb(const char *field) {
+  char line[256], format[64];
   long kb = -1;
+  snprintf(format, sizeof format, "%s: %%ld kB", field);
   FILE *f = fopen("/proc/self/status", "r");
   if (f == NULL) return -1;
   while (fgets(line, sizeof line, f) != NULL)
-    if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (sscanf(line, format, &kb) == 1) break;
   fclose(f);
   return kb;
+}
+
+static void *worker(void *unused) {
+  (void)unused;
+  for (long i = 0; i < per_client; i++) {
+    one();
+    if (__atomic_add_fetch(&done_ops, 1, __ATOMIC_RELAXED) == total_ops / 10)
+      __atomic_store_n(&rss_warm_kb, status_kb("VmRSS"), __ATOMIC_RELAXED);
+  }
+  return NULL;
 }
 
 static double tv(struct timeval t) { return (double)t.tv_sec + (double)t.tv_usec / 1e6; }
@@ -119,6 +127,7 @@ int main(int argc, char **argv) {
   long n = atol(argv[5]);
   limit = argc > 6 ? atol(argv[6]) : 0;
   per_client = n / clients;
+  total_ops = per_client * clients;
   storage_error *err = NULL;
   storage_code rc = storage_create(argv[2], &s, &err);
   if (rc != STORAGE_OK) die("storage_create", rc, err);
@@ -134,14 +143,14 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   getrusage(RUSAGE_SELF, &r1);
   free(threads);
-  long rss = peak_rss_kb();
+  long rss = status_kb("VmHWM"), rss_end = status_kb("VmRSS");
   storage_destroy(s);
 
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   double cpu = tv(r1.ru_utime) + tv(r1.ru_stime) - tv(r0.ru_utime) - tv(r0.ru_stime);
   long ops = per_client * clients;
   printf("{\"peer\":\"apiserver-storage-c\",\"mode\":\"%s\",\"clients\":%d,\"ops\":%ld,\"secs\":%.4f,"
-         "\"ops_per_s\":%.1f,\"cpu_us_per_op\":%.2f,\"max_rss_kb\":%ld}\n",
-         argv[1], clients, ops, secs, (double)ops / secs, cpu * 1e6 / (double)ops, rss);
+         "\"ops_per_s\":%.1f,\"cpu_us_per_op\":%.2f,\"max_rss_kb\":%ld,\"rss_kb_warm\":%ld,\"rss_kb_end\":%ld}\n",
+         argv[1], clients, ops, secs, (double)ops / secs, cpu * 1e6 / (double)ops, rss, rss_warm_kb, rss_end);
   return 0;
 }
