@@ -70,14 +70,11 @@ proptest! {
         secret in prop_oneof![prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b)), ".{0,50}"],
     ) {
         let json = serde_json::json!({"providers": [{provider: {"keys": [{"name": name, "secret": secret}]}}]});
-        match serde_json::from_value::<TransformerConfig>(json) {
-            Ok(config) => {
-                if let Err(e) = value::from_config(Some(&config)) {
-                    prop_assert!(matches!(e.code, Code::InvalidConfig | Code::Unsupported), "{:?}", e);
-                    prop_assert!(!e.message.contains(secret.as_str()) || secret.len() < 8, "secret in message: {}", e.message);
-                }
+        if let Ok(config) = serde_json::from_value::<TransformerConfig>(json) {
+            if let Err(e) = value::from_config(Some(&config)) {
+                prop_assert!(matches!(e.code, Code::InvalidConfig | Code::Unsupported), "{:?}", e);
+                prop_assert!(!e.message.contains(secret.as_str()) || secret.len() < 8, "secret in message: {}", e.message);
             }
-            Err(_) => {}
         }
     }
 
