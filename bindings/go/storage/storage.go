@@ -20,6 +20,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -133,26 +134,51 @@ func (st *Storage) Close() error {
 
 var errClosed = &Error{code: CodeInvalidArgument, Message: "storage is closed"}
 
+// with runs f on the open handle; Close waits for it.
+func (st *Storage) with(f func(s *C.storage) error) error {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.s == nil {
+		return errClosed
+	}
+	return f(st.s)
+}
+
+// callbackPanic carries a panic out of a Go callback that C called, so that it
+// is raised again on the Go side of the C call rather than unwinding through C.
+type callbackPanic struct{ value any }
+
+func (p *callbackPanic) Error() string { return fmt.Sprint("panic in callback: ", p.value) }
+
 // call runs f on the handle, bounded by ctx: the call is abandoned (and runs
 // on to the library's own timeout in the background) when ctx ends first.
+// A callback's panic is raised again in the caller, or, when the caller has
+// already gone, in the background goroutine (as x/sync/singleflight does):
+// a panic is never silently dropped.
 func (st *Storage) call(ctx context.Context, f func(s *C.storage) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	st.mu.RLock()
-	if st.s == nil {
-		st.mu.RUnlock()
-		return errClosed
-	}
+	done := make(chan error)
+	abandoned := make(chan struct{})
 	go func() {
-		defer st.mu.RUnlock()
-		done <- f(st.s)
+		err := st.with(f)
+		select {
+		case done <- err:
+		case <-abandoned:
+			if p, ok := err.(*callbackPanic); ok {
+				panic(p.value)
+			}
+		}
 	}()
 	select {
 	case err := <-done:
+		if p, ok := err.(*callbackPanic); ok {
+			panic(p.value)
+		}
 		return err
 	case <-ctx.Done():
+		close(abandoned)
 		return ctx.Err()
 	}
 }
