@@ -1,13 +1,28 @@
 // Package storage is the Go binding of apiserver-storage: the Kubernetes API
-// server's storage layer through its C ABI (cgo).
+// server's storage layer (k8s.io/apiserver/pkg/storage) through its C ABI, by
+// cgo. Import it as apiserver-storage/go/storage (module apiserver-storage/go
+// in bindings/go; require it with a replace directive pointing at a checkout).
 //
 // Build with CGO_CFLAGS=-I<repo>/include and CGO_LDFLAGS=-L<dir of
-// libapiserver_storage.so>, or with the library installed (make install).
+// libapiserver_storage.so> (plus -Wl,-rpath,<dir> to run from there), or with
+// the library installed (make install).
 //
-// Calls block their goroutine's OS thread while the library works; a
-// context's deadline bounds each call (the library also enforces its
-// configured timeouts). No Go pointer is retained by C: inputs are copied to C
-// memory for the call and results are copied back into Go memory.
+//	s, err := storage.New(`{"server_list":["http://127.0.0.1:2379"]}`)
+//	defer s.Close()
+//	obj, err := s.Get(ctx, "/secrets/default/db", storage.GetOptions{})
+//	updated, err := s.GuaranteedUpdate(ctx, "/configmaps/default/c", nil, false,
+//		func(current []byte, rv int64, exists bool) ([]byte, error) { ... })
+//	w, err := s.Watch(ctx, "/configmaps", storage.WatchOptions{Recursive: true})
+//	for ev := range w.ResultChan() { ... }
+//
+// Failures are *Error values with the library's code (IsNotFound, IsExist,
+// IsConflict, ...), except where a caller's own error or ctx.Err() is returned
+// as is. Every method honours its context: a call returns ctx.Err() when ctx
+// ends first, leaving the library to finish (within its configured timeouts)
+// in the background. Calls block an OS thread while the library works; a
+// Storage is safe for concurrent use. No Go pointer is retained by C: inputs
+// are copied to C memory for the call, results copied back into Go memory,
+// and GuaranteedUpdate's callback is reached through a runtime/cgo.Handle.
 package storage
 
 /*
