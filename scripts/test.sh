@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: unit and property tests, etcd-backed integration tests, the C
-# tests under valgrind and again under AddressSanitizer, the examples (C and
-# Go), and the check that the committed header is what cbindgen generates.
+# tests under valgrind and again under AddressSanitizer, the examples (C,
+# C++, Go, Python), and the check that the committed header is what cbindgen generates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

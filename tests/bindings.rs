@@ -1,10 +1,11 @@
-//! The Python ctypes bindings, run with Python's own unittest against a real etcd.
+//! The Python ctypes bindings and the Go package, run with their own test
+//! runners (unittest, `go test -race`) against a real etcd.
 
 mod common;
 
 use std::process::Command;
 
-use common::cbuild::{assert_success, lib_dir, manifest_dir};
+use common::cbuild::{assert_success, go_command, lib_dir, manifest_dir};
 use common::Etcd;
 
 #[test]
@@ -30,25 +31,14 @@ fn python_bindings() {
 fn go_bindings() {
     let etcd = Etcd::start();
     let work = tempfile::tempdir().unwrap();
-    let output = Command::new("go")
-        .args(["test", "-v", "-count=1", "."])
-        .current_dir(manifest_dir().join("bindings/go/storage"))
-        .env("GO111MODULE", "off")
-        .env("GOPATH", work.path())
-        .env("GOCACHE", work.path().join("cache"))
-        .env("CGO_ENABLED", "1")
-        .env(
-            "CGO_CFLAGS",
-            format!("-I{}", manifest_dir().join("include").display()),
-        )
-        .env(
-            "CGO_LDFLAGS",
-            format!("-L{0} -Wl,-rpath,{0}", lib_dir().display()),
-        )
+    let output = go_command("bindings/go/storage", work.path())
+        .args(["test", "-race", "-v", "-count=1", "."])
         .env("ETCD_ENDPOINT", etcd.endpoint())
         .output()
         .expect("the Go toolchain (Debian's golang-go)");
     eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-    assert_success("go test", &output);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("\nok"));
+    assert_success("go test -race", &output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("\nok"), "{stdout}");
+    assert!(!stdout.contains("WARNING: DATA RACE"), "{stdout}");
 }

@@ -226,7 +226,7 @@ class Event:
 
 
 class Watch:
-    """A pull-style watch; a context manager and an iterator of events."""
+    """A pull-style watch (next() per event); a context manager."""
 
     def __init__(self, storage, key, resource_version, recursive):
         self._h = None

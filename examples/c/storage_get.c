@@ -1,9 +1,10 @@
-/* storage_get: read one Kubernetes object from etcd the way kube-apiserver does.
+/* storage_get: read one Kubernetes object from etcd the way kube-apiserver does,
+ * decrypting it when the config names an EncryptionConfiguration.
  *
  *   storage_get CONFIG KEY
  *
  * CONFIG is the config JSON itself (starting with '{') or a file holding it;
- * KEY is relative to the config's prefix, e.g. /configmaps/default/settings.
+ * KEY is relative to the config's prefix, e.g. /secrets/default/db-password.
  * Prints the object and its resourceVersion; on failure prints the error code
  * and message and exits with the code. */
 #define _POSIX_C_SOURCE 200809L /* strdup */

@@ -161,3 +161,27 @@ pub fn assert_success(what: &str, output: &Output) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `go` in `dir` (a module: Go's module mode, offline), with cgo pointed at
+/// the committed header and the built library. Modules and the build cache
+/// live under `work` and `target/` (the cache makes `-race` rebuilds cheap).
+pub fn go_command(dir: &str, work: &Path) -> Command {
+    let lib = lib_dir();
+    let mut c = Command::new("go");
+    c.current_dir(manifest_dir().join(dir))
+        .env("GOPATH", work)
+        .env("GOCACHE", lib.join("go-build-cache"))
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "1")
+        .env(
+            "CGO_CFLAGS",
+            format!("-I{}", manifest_dir().join("include").display()),
+        )
+        .env(
+            "CGO_LDFLAGS",
+            format!("-L{0} -Wl,-rpath,{0}", lib.display()),
+        )
+        .env_remove("GO111MODULE");
+    c
+}

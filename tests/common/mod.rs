@@ -272,6 +272,15 @@ impl Etcd {
         })
     }
 
+    /// The raw bytes stored at a full etcd key, as etcd holds them.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.block_on(async {
+            let mut c = self.client().await.unwrap();
+            let resp = c.get(key, None).await.unwrap();
+            resp.kvs().first().map(|kv| kv.value().to_vec())
+        })
+    }
+
     /// The cluster's current revision.
     pub fn revision(&self) -> i64 {
         self.block_on(async {

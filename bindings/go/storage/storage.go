@@ -1,13 +1,28 @@
 // Package storage is the Go binding of apiserver-storage: the Kubernetes API
-// server's storage layer through its C ABI (cgo).
+// server's storage layer (k8s.io/apiserver/pkg/storage) through its C ABI, by
+// cgo. Import it as apiserver-storage/go/storage (module apiserver-storage/go
+// in bindings/go; require it with a replace directive pointing at a checkout).
 //
 // Build with CGO_CFLAGS=-I<repo>/include and CGO_LDFLAGS=-L<dir of
-// libapiserver_storage.so>, or with the library installed (make install).
+// libapiserver_storage.so> (plus -Wl,-rpath,<dir> to run from there), or with
+// the library installed (make install).
 //
-// Calls block their goroutine's OS thread while the library works; a
-// context's deadline bounds each call (the library also enforces its
-// configured timeouts). No Go pointer is retained by C: inputs are copied to C
-// memory for the call and results are copied back into Go memory.
+//	s, err := storage.New(`{"server_list":["http://127.0.0.1:2379"]}`)
+//	defer s.Close()
+//	obj, err := s.Get(ctx, "/secrets/default/db", storage.GetOptions{})
+//	updated, err := s.GuaranteedUpdate(ctx, "/configmaps/default/c", nil, false,
+//		func(current []byte, rv int64, exists bool) ([]byte, error) { ... })
+//	w, err := s.Watch(ctx, "/configmaps", storage.WatchOptions{Recursive: true})
+//	for ev := range w.ResultChan() { ... }
+//
+// Failures are *Error values with the library's code (IsNotFound, IsExist,
+// IsConflict, ...), except where a caller's own error or ctx.Err() is returned
+// as is. Every method honours its context: a call returns ctx.Err() when ctx
+// ends first, leaving the library to finish (within its configured timeouts)
+// in the background. Calls block an OS thread while the library works; a
+// Storage is safe for concurrent use. No Go pointer is retained by C: inputs
+// are copied to C memory for the call, results copied back into Go memory,
+// and GuaranteedUpdate's callback is reached through a runtime/cgo.Handle.
 package storage
 
 /*
@@ -20,6 +35,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -133,26 +149,51 @@ func (st *Storage) Close() error {
 
 var errClosed = &Error{code: CodeInvalidArgument, Message: "storage is closed"}
 
+// with runs f on the open handle; Close waits for it.
+func (st *Storage) with(f func(s *C.storage) error) error {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.s == nil {
+		return errClosed
+	}
+	return f(st.s)
+}
+
+// callbackPanic carries a panic out of a Go callback that C called, so that it
+// is raised again on the Go side of the C call rather than unwinding through C.
+type callbackPanic struct{ value any }
+
+func (p *callbackPanic) Error() string { return fmt.Sprint("panic in callback: ", p.value) }
+
 // call runs f on the handle, bounded by ctx: the call is abandoned (and runs
 // on to the library's own timeout in the background) when ctx ends first.
+// A callback's panic is raised again in the caller, or, when the caller has
+// already gone, in the background goroutine (as x/sync/singleflight does):
+// a panic is never silently dropped.
 func (st *Storage) call(ctx context.Context, f func(s *C.storage) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	st.mu.RLock()
-	if st.s == nil {
-		st.mu.RUnlock()
-		return errClosed
-	}
+	done := make(chan error)
+	abandoned := make(chan struct{})
 	go func() {
-		defer st.mu.RUnlock()
-		done <- f(st.s)
+		err := st.with(f)
+		select {
+		case done <- err:
+		case <-abandoned:
+			if p, ok := err.(*callbackPanic); ok {
+				panic(p.value)
+			}
+		}
 	}()
 	select {
 	case err := <-done:
+		if p, ok := err.(*callbackPanic); ok {
+			panic(p.value)
+		}
 		return err
 	case <-ctx.Done():
+		close(abandoned)
 		return ctx.Err()
 	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -123,5 +124,290 @@ func TestGoroutinesShareAHandle(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+type counter struct {
+	Metadata struct {
+		Name            string `json:"name"`
+		ResourceVersion string `json:"resourceVersion,omitempty"`
+	} `json:"metadata"`
+	Count int `json:"count"`
+}
+
+func increment(current []byte, _ int64, exists bool) ([]byte, error) {
+	var c counter
+	if exists {
+		if err := json.Unmarshal(current, &c); err != nil {
+			return nil, err
+		}
+	}
+	c.Metadata.Name = "c"
+	c.Count++
+	return json.Marshal(c)
+}
+
+func TestGuaranteedUpdateFromManyGoroutines(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	const goroutines, increments = 8, 25
+	var wg sync.WaitGroup
+	var calls int64
+	var mu sync.Mutex
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < increments; i++ {
+				_, err := s.GuaranteedUpdate(ctx, "/counters/c", nil, true, func(cur []byte, rv int64, exists bool) ([]byte, error) {
+					mu.Lock()
+					calls++
+					mu.Unlock()
+					return increment(cur, rv, exists)
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "/counters/c", GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c counter
+	if err := json.Unmarshal(got.Data, &c); err != nil || c.Count != goroutines*increments {
+		t.Fatalf("count %d after %d increments (%v): %s", c.Count, goroutines*increments, err, got.Data)
+	}
+	t.Logf("%d increments took %d calls of tryUpdate", goroutines*increments, calls)
+}
+
+func TestGuaranteedUpdatePreconditionsAndResourceVersions(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	if _, err := s.GuaranteedUpdate(ctx, "/counters/absent", nil, false, increment); !IsNotFound(err) {
+		t.Fatalf("absent key without ignoreNotFound: %v", err)
+	}
+	created, err := s.Create(ctx, "/counters/p", []byte(`{"metadata":{"name":"p","uid":"u-1"},"count":1}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c counter
+	if err := json.Unmarshal(created, &c); err != nil {
+		t.Fatal(err)
+	}
+	rv := c.Metadata.ResourceVersion
+	var seen int64
+	updated, err := s.GuaranteedUpdate(ctx, "/counters/p", &Preconditions{UID: "u-1", ResourceVersion: rv}, false,
+		func(cur []byte, curRV int64, exists bool) ([]byte, error) {
+			seen = curRV
+			if !exists {
+				t.Error("exists is false for a stored object")
+			}
+			return increment(cur, curRV, exists)
+		})
+	if err != nil || fmt.Sprint(seen) != rv {
+		t.Fatalf("update with matching preconditions: %v, tryUpdate saw resourceVersion %d, want %s", err, seen, rv)
+	}
+	if err := json.Unmarshal(updated, &c); err != nil || c.Count != 2 || c.Metadata.ResourceVersion == rv {
+		t.Fatalf("updated: %s %v", updated, err)
+	}
+	// The old resource version no longer matches: Kubernetes' precondition failure.
+	for _, pre := range []*Preconditions{{ResourceVersion: rv}, {UID: "u-2"}} {
+		_, err := s.GuaranteedUpdate(ctx, "/counters/p", pre, false, increment)
+		if !IsInvalidObj(err) || !strings.Contains(err.Error(), "Precondition failed") {
+			t.Fatalf("stale precondition %+v: %v", *pre, err)
+		}
+	}
+	if got, _ := s.Get(ctx, "/counters/p", GetOptions{}); !strings.Contains(string(got.Data), `"count":2`) {
+		t.Fatalf("a failed precondition wrote: %s", got.Data)
+	}
+}
+
+var errRefused = errors.New("refused by tryUpdate")
+
+type wrapped struct{ error }
+
+func (w wrapped) Unwrap() error { return w.error }
+
+func TestGuaranteedUpdateErrorsAndPanicsAbort(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	if _, err := s.Create(ctx, "/counters/e", []byte(`{"metadata":{"name":"e"},"count":7}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func() {
+		t.Helper()
+		got, err := s.Get(ctx, "/counters/e", GetOptions{})
+		if err != nil || !strings.Contains(string(got.Data), `"count":7`) {
+			t.Fatalf("the object changed: %s %v", got.Data, err)
+		}
+	}
+	_, err := s.GuaranteedUpdate(ctx, "/counters/e", nil, false, func([]byte, int64, bool) ([]byte, error) {
+		return nil, wrapped{errRefused}
+	})
+	if !errors.Is(err, errRefused) {
+		t.Fatalf("tryUpdate's error came back as %#v", err)
+	}
+	if _, ok := err.(wrapped); !ok {
+		t.Fatalf("tryUpdate's error was changed: %#v", err)
+	}
+	unchanged()
+
+	recovered := func() (r any) {
+		defer func() { r = recover() }()
+		s.GuaranteedUpdate(ctx, "/counters/e", nil, false, func([]byte, int64, bool) ([]byte, error) {
+			panic("boom")
+		})
+		return nil
+	}()
+	if recovered != "boom" {
+		t.Fatalf("recovered %v, want the tryUpdate's panic", recovered)
+	}
+	unchanged()
+
+	// A deadline passing inside tryUpdate: the call returns at the deadline
+	// and the late result is not written.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.GuaranteedUpdate(short, "/counters/e", nil, false, func(cur []byte, rv int64, exists bool) ([]byte, error) {
+		time.Sleep(1500 * time.Millisecond)
+		return increment(cur, rv, exists)
+	})
+	if err != context.DeadlineExceeded || time.Since(start) > time.Second {
+		t.Fatalf("deadline: %v after %v", err, time.Since(start))
+	}
+	time.Sleep(1500 * time.Millisecond)
+	unchanged()
+
+	// The handle still works after all of that.
+	if _, err := s.GuaranteedUpdate(ctx, "/counters/e", nil, false, increment); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func next(t *testing.T, w *Watcher) Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatal("the watch ended")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10 s")
+	}
+	panic("unreachable")
+}
+
+func TestWatchSeesChangesInOrder(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	created, err := s.Create(ctx, "/watched/before", []byte(`{"metadata":{"name":"before"}}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before counter
+	json.Unmarshal(created, &before)
+
+	w, err := s.Watch(ctx, "/watched", WatchOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// Resource version "": the current objects first.
+	if ev := next(t, w); ev.Type != EventAdded || ev.Key != "/gotest/watched/before" || fmt.Sprint(ev.ResourceVersion) != before.Metadata.ResourceVersion {
+		t.Fatalf("initial event: %+v", ev)
+	}
+	if _, err := s.Create(ctx, "/watched/w", []byte(`{"metadata":{"name":"w"},"count":0}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	updated, err := s.GuaranteedUpdate(ctx, "/watched/w", nil, false, increment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, "/watched/w"); err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for i, want := range []EventType{EventAdded, EventModified, EventDeleted} {
+		ev := next(t, w)
+		var obj counter
+		if err := json.Unmarshal(ev.Object, &obj); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if ev.Type != want || ev.Key != "/gotest/watched/w" || ev.ResourceVersion <= last ||
+			obj.Metadata.ResourceVersion != fmt.Sprint(ev.ResourceVersion) {
+			t.Fatalf("event %d: %+v (%s), want %s after %d", i, ev, ev.Object, want, last)
+		}
+		if (want == EventAdded) != (ev.PrevObject == nil) {
+			t.Fatalf("event %d: previous object %q", i, ev.PrevObject)
+		}
+		if want == EventModified && (obj.Count != 1 || !strings.Contains(string(updated), fmt.Sprintf(`"resourceVersion":"%d"`, ev.ResourceVersion))) {
+			t.Fatalf("modification %s, update returned %s", ev.Object, updated)
+		}
+		last = ev.ResourceVersion
+	}
+
+	// From a resource version: only what came after it.
+	w2, err := s.Watch(ctx, "/watched/w", WatchOptions{ResourceVersion: fmt.Sprint(last - 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	if ev := next(t, w2); ev.Type != EventDeleted || ev.ResourceVersion != last {
+		t.Fatalf("watch from %d: %+v", last-1, ev)
+	}
+	if _, err := s.Watch(ctx, "/watched", WatchOptions{ResourceVersion: "x"}); err == nil || err.(*Error).Code() != CodeInvalidArgument {
+		t.Fatalf("bad resource version: %v", err)
+	}
+}
+
+func TestWatchEndsWithItsContextAndStop(t *testing.T) {
+	s := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := s.Watch(ctx, "/quiet", WatchOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the watch is idle, waiting in the library
+	start := time.Now()
+	cancel()
+	select {
+	case _, ok := <-w.ResultChan():
+		if ok {
+			t.Fatal("an event on a quiet key")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the channel was not closed within 1 s of cancelling")
+	}
+	t.Logf("closed %v after cancel", time.Since(start))
+	w.Stop() // after the end: a no-op
+
+	w, err = s.Watch(context.Background(), "/quiet", WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop with an event pending that nobody receives: no goroutine stays blocked.
+	if _, err := s.Create(context.Background(), "/quiet", []byte(`{"metadata":{"name":"q"}}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start = time.Now()
+	w.Stop()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Stop took %v", d)
+	}
+	if _, ok := <-w.ResultChan(); ok {
+		t.Fatal("an event after Stop returned")
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Watch(cancelled, "/quiet", WatchOptions{}); err != context.Canceled {
+		t.Fatalf("watch with a cancelled context: %v", err)
 	}
 }

@@ -1,72 +1,67 @@
-// storage_get, in Go through cgo: read one Kubernetes object from etcd the way
-// kube-apiserver does.
+// storage_get reads one Kubernetes object from etcd the way kube-apiserver
+// does — decrypting it when the config names an EncryptionConfiguration —
+// through the Go package apiserver-storage/go/storage.
 //
-//	storage_get CONFIG_JSON KEY
+//	storage_get CONFIG KEY
 //
-// Build with CGO_CFLAGS=-I<repo>/include and CGO_LDFLAGS=-L<dir of libapiserver_storage.so>.
+// CONFIG is the config JSON itself (starting with '{') or a file holding it;
+// KEY is relative to the config's prefix, e.g. /secrets/default/db-password.
+// Prints the object's resourceVersion, then the object; on failure prints the
+// error and exits with its storage code.
 package main
 
-/*
-#cgo LDFLAGS: -lapiserver_storage
-#include <stdlib.h>
-#include "apiserver_storage.h"
-*/
-import "C"
-
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
-	"unsafe"
+	"strings"
+	"time"
+
+	"apiserver-storage/go/storage"
 )
 
-// storageError is a failed call's code and message.
-type storageError struct {
-	code    int
-	message string
-}
-
-func (e *storageError) Error() string { return fmt.Sprintf("code %d: %s", e.code, e.message) }
-
-// takeError converts and frees the library's error object.
-func takeError(code C.enum_storage_code, e *C.storage_error) error {
-	defer C.storage_error_free(e)
-	return &storageError{code: int(code), message: C.GoString(C.storage_error_message(e))}
-}
-
 func run(config, key string) error {
-	cConfig := C.CString(config)
-	defer C.free(unsafe.Pointer(cConfig))
-	var s *C.storage
-	var cErr *C.storage_error
-	if rc := C.storage_create(cConfig, &s, &cErr); rc != C.STORAGE_OK {
-		return takeError(rc, cErr)
+	if !strings.HasPrefix(strings.TrimSpace(config), "{") {
+		text, err := os.ReadFile(config)
+		if err != nil {
+			return err
+		}
+		config = string(text)
 	}
-	defer C.storage_destroy(s)
-
-	if rc := C.storage_health(s, &cErr); rc != C.STORAGE_OK {
-		return takeError(rc, cErr)
+	s, err := storage.New(config)
+	if err != nil {
+		return err
 	}
-	cKey := C.CString(key)
-	defer C.free(unsafe.Pointer(cKey))
-	var object C.storage_bytes
-	var info C.storage_object_info
-	if rc := C.storage_get_with_info(s, cKey, nil, false, &object, &info, &cErr); rc != C.STORAGE_OK {
-		return takeError(rc, cErr)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Health(ctx); err != nil {
+		return err
 	}
-	// Copy into Go memory before handing the buffer back to the library.
-	data := C.GoBytes(unsafe.Pointer(object.data), C.int(object.len))
-	C.storage_bytes_free(object)
-	fmt.Printf("resourceVersion: %d\n%s\n", int64(info.resource_version), data)
+	obj, err := s.Get(ctx, key, storage.GetOptions{})
+	if err != nil {
+		return err
+	}
+	stale := ""
+	if obj.Stale {
+		stale = " (stale: rewrite to re-encrypt)"
+	}
+	fmt.Printf("resourceVersion: %d%s\n%s\n", obj.ResourceVersion, stale, obj.Data)
 	return nil
 }
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: storage_get CONFIG_JSON KEY")
+		fmt.Fprintln(os.Stderr, "usage: storage_get CONFIG_JSON|CONFIG_FILE KEY")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2]); err != nil {
 		fmt.Fprintln(os.Stderr, "storage_get:", err)
-		os.Exit(1)
+		var e *storage.Error
+		if errors.As(err, &e) {
+			os.Exit(int(e.Code()))
+		}
+		os.Exit(2)
 	}
 }

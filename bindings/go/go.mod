@@ -1,0 +1,3 @@
+module apiserver-storage/go
+
+go 1.19
