@@ -90,6 +90,10 @@ pub fn compile_c(sources: &[&str], out_name: &str, extra: &[&str]) -> PathBuf {
     ])
     .arg("-I")
     .arg(manifest_dir().join("include"));
+    if let Some(s) = &sanitizer {
+        cmd.arg(format!("-fsanitize={s}"))
+            .arg("-fno-omit-frame-pointer");
+    }
     for s in sources {
         cmd.arg(manifest_dir().join(s));
     }
