@@ -12,7 +12,7 @@ use super::boundary::{call, guard, opt_str_arg, out_arg, str_arg, Castable};
 use super::bytes::storage_bytes;
 use super::error::{storage_code, storage_error};
 use crate::config::Config;
-use crate::etcd3::HealthCheck;
+use crate::factory::HealthCheck;
 use crate::factory::{self, DestroyFunc};
 use crate::storage::{GetOptions, Interface, Result, StorageError};
 
