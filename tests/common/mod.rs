@@ -212,9 +212,16 @@ impl Etcd {
     /// One member serving clients over mutual TLS with `certs`; not waited
     /// for (the harness's own client speaks plaintext).
     pub fn start_tls(certs: &tls::Certs) -> Etcd {
+        Self::start_tls_backend(certs, Backend::Etcd3)
+    }
+
+    /// `start_tls` serving `backend`.
+    pub fn start_tls_backend(certs: &tls::Certs, backend: Backend) -> Etcd {
         let mut etcd = Self::unstarted(1);
+        etcd.backend = backend;
         etcd.members[0].scheme = "https";
         etcd.members[0].extra = certs.server_args();
+        etcd.members[0].extra.extend(backend.flags());
         etcd.spawn(0);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", etcd.members[0].client_port)).is_err() {
