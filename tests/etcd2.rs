@@ -261,3 +261,43 @@ fn every_endpoint_is_tried_and_transport_errors_are_unreachable() {
         e.message
     );
 }
+
+#[test]
+fn v2_auth_with_basic_credentials() {
+    let f = Fixture::new();
+    let e = f.etcd.endpoint();
+    let root = Some("root:rootpw");
+    let ok = |(status, _, body): (u16, i64, Value)| assert!(status < 300, "{status} {body}");
+    ok(common::v2(
+        &e,
+        "PUT",
+        "/v2/auth/users/root",
+        Some(r#"{"user":"root","password":"rootpw"}"#),
+    )
+    .unwrap());
+    ok(common::v2(&e, "PUT", "/v2/auth/enable", None).unwrap());
+    // Without this, guests may do anything.
+    ok(common::v2_as(
+        &e,
+        "PUT",
+        "/v2/auth/roles/guest",
+        Some(r#"{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}"#),
+        root,
+    )
+    .unwrap());
+    let s = f.store(r#""username":"root","password":"rootpw""#);
+    let created = f.rt.block_on(s.create("/k", &obj("k", 0), 0)).unwrap();
+    assert_eq!(f.get(&s, "/k").unwrap(), created);
+    for extra in [r#""username":"root","password":"wrong""#, ""] {
+        let s = f.store(extra);
+        let e =
+            f.rt.block_on(s.get("/k", &GetOptions::default()))
+                .unwrap_err();
+        assert_eq!(e.code, Code::PermissionDenied, "{extra}: {}", e.message);
+        assert!(e.message.contains("username or password"), "{}", e.message);
+        let e =
+            f.rt.block_on(s.create("/k2", &obj("k2", 0), 0))
+                .unwrap_err();
+        assert_eq!(e.code, Code::PermissionDenied, "{extra}: {}", e.message);
+    }
+}

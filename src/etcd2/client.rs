@@ -93,6 +93,9 @@ impl std::fmt::Display for EtcdError {
 /// failures are the outer `Result`.
 pub(crate) type KeysResult = std::result::Result<Response, EtcdError>;
 
+/// How long an idle connection is kept for reuse (Go's `DefaultTransport`'s).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 pub(crate) struct Client {
     http: HttpClient<Connector, Full<Bytes>>,
     endpoints: Vec<String>,
@@ -144,7 +147,7 @@ impl Client {
             dial_timeout: config.dial_timeout(),
         };
         let http = HttpClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.keepalive_time())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         Ok(Client {
             http,
@@ -292,6 +295,26 @@ impl Client {
             }
         })?;
         let status = response.status();
+        if status == hyper::StatusCode::UNAUTHORIZED {
+            // etcd's v2 auth answers both with a bare 401; every endpoint
+            // would answer the same.
+            return Err(Failure::Sent(StorageError::new(
+                Code::PermissionDenied,
+                format!(
+                    "etcd refused the request: wrong username or password, or the user may not \
+                     access this key ({endpoint} answered 401: {})",
+                    String::from_utf8_lossy(
+                        &response
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default()
+                    )
+                    .trim()
+                ),
+            )));
+        }
         let index = response
             .headers()
             .get("X-Etcd-Index")

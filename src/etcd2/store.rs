@@ -43,7 +43,6 @@ pub(super) fn storage_error(e: &EtcdError, key: &str, resource_version: i64) -> 
         EVENT_INDEX_CLEARED => Code::Expired,
         // Not a file, not a directory, directory not empty, root read-only...
         102..=108 => Code::InvalidArgument,
-        110 => Code::PermissionDenied,
         // Raft and leader problems: etcd cannot serve the request now.
         300..=399 => Code::Unreachable,
         _ => Code::Internal,

@@ -601,13 +601,31 @@ pub fn v2(
     path: &str,
     form: Option<&str>,
 ) -> Result<(u16, i64, serde_json::Value), String> {
+    v2_as(endpoint, method, path, form, None)
+}
+
+/// `v2` as a user (`"name:password"`, HTTP Basic auth).
+pub fn v2_as(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+    user: Option<&str>,
+) -> Result<(u16, i64, serde_json::Value), String> {
+    use base64::Engine;
+    let auth = user.map_or(String::new(), |u| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(u)
+        )
+    });
     let addr = endpoint.trim_start_matches("http://");
     let mut conn = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let body = form.unwrap_or("");
     let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n\
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
@@ -629,6 +647,9 @@ pub fn v2(
         .find_map(|l| l.strip_prefix("X-Etcd-Index: "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    let json = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
+    let json = match body.trim() {
+        "" => serde_json::Value::Null,
+        body => serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?,
+    };
     Ok((status, index, json))
 }
