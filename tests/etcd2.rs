@@ -301,3 +301,33 @@ fn v2_auth_with_basic_credentials() {
         assert_eq!(e.code, Code::PermissionDenied, "{extra}: {}", e.message);
     }
 }
+
+#[test]
+fn values_are_text_and_a_value_is_no_directory() {
+    let f = Fixture::new();
+    let s = f.store(r#""codec":"protobuf""#);
+    let json = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}"#;
+    let rv = f.etcd.put("/registry/configmaps/default/j", json);
+    let got = f.get(&s, "/configmaps/default/j").unwrap();
+    assert_eq!(got.resource_version, rv);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.data).unwrap()["metadata"]["resourceVersion"],
+        rv.to_string()
+    );
+    // Protobuf's length prefixes are not UTF-8 once a field passes 127 bytes.
+    let cm = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"p"},"data":{"a":"x".repeat(200)}});
+    let e =
+        f.rt.block_on(s.create("/configmaps/default/p", cm.to_string().as_bytes(), 0))
+            .unwrap_err();
+    assert_eq!(e.code, Code::InvalidObj);
+    assert!(e.message.contains("UTF-8"), "{}", e.message);
+    assert!(f.etcd.raw("/registry/configmaps/default/p").is_none());
+
+    let s = f.store("");
+    f.rt.block_on(s.create("/a", &obj("a", 0), 0)).unwrap();
+    let e =
+        f.rt.block_on(s.create("/a/b", &obj("b", 0), 0))
+            .unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.contains("Not a directory"), "{}", e.message);
+}

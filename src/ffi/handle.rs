@@ -128,7 +128,9 @@ fn parse_config(config_json: *const c_char) -> Result<Config> {
 /// `*out_storage`. Returns at once: the client connects lazily, and calls made
 /// while etcd is unreachable fail with `STORAGE_ERR_UNREACHABLE` or
 /// `STORAGE_ERR_TIMEOUT` within the configured timeouts.
-/// Free the handle with `storage_destroy`.
+/// The config's `"type"` picks the backend: `""`/`"etcd3"`, or `"etcd2"` for
+/// etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
+/// native TTLs; see the README). Free the handle with `storage_destroy`.
 #[no_mangle]
 pub extern "C" fn storage_create(
     config_json: *const c_char,
