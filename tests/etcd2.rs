@@ -173,6 +173,41 @@ fn a_watch_from_an_index_v2_no_longer_keeps_expires() {
 }
 
 #[test]
+fn a_quiet_watch_outlives_the_history_of_other_keys() {
+    let f = Fixture::new();
+    // Each poll lasts the request timeout; a poll that ends quietly resumes
+    // after etcd's index, not from the old one v2 has forgotten.
+    let s = f.store(r#""request_timeout_ms":1000"#);
+    let mut watch =
+        f.rt.block_on(s.watch(
+            "/quiet",
+            &WatchOptions {
+                resource_version: f.etcd.revision().to_string(),
+                recursive: true,
+            },
+        ))
+        .unwrap();
+    let mut w = f.etcd.writer();
+    let t0 = Instant::now();
+    for n in 0..1100 {
+        w.put("/registry/busy/a", &obj("a", n)).unwrap();
+        // Spread over a few polls.
+        if n % 250 == 0 {
+            std::thread::sleep(Duration::from_millis(1200));
+        }
+    }
+    assert!(t0.elapsed() > Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(1500));
+    let rv = f.etcd.put("/registry/quiet/k", &obj("k", 0));
+    let e =
+        f.rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), watch.next()).await })
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    assert_eq!((e.event_type, e.resource_version()), (EventType::Added, rv));
+}
+
+#[test]
 fn encryption_at_rest_is_refused() {
     let f = Fixture::new();
     let config = Config::from_json(&f.etcd.config(

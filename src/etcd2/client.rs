@@ -172,52 +172,67 @@ impl Client {
         form: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<KeysResult> {
-        let mut path = format!("/v2/keys{}", escape(key, true));
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&encode_pairs(query.iter().map(|(k, v)| (*k, v.as_str()))));
-        }
         let body = (!form.is_empty()).then(|| encode_pairs(form.iter().copied()));
-        let (status, index, bytes) = self.send(method, &path, body, timeout).await?;
-        if status.is_success() {
-            let mut resp: Response = serde_json::from_slice(&bytes).map_err(|e| {
-                StorageError::internal(format!("etcd sent an unreadable v2 answer: {e}"))
-            })?;
-            resp.index = index;
-            Ok(Ok(resp))
-        } else {
-            match serde_json::from_slice::<EtcdError>(&bytes) {
-                Ok(e) => Ok(Err(e)),
-                Err(_) => Err(StorageError::internal(format!(
-                    "etcd answered {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                ))),
-            }
+        let reply = self
+            .send(method, &keys_path(key, query), body, timeout, None)
+            .await?;
+        keys_result(reply.status, reply.index, &reply.body.unwrap_or_default())
+    }
+
+    /// A watch poll (`wait=true` in `query`): etcd's answer, or, when none
+    /// comes within `poll`, `Quiet` with etcd's index when the poll began.
+    pub async fn wait(
+        &self,
+        key: &str,
+        query: &[(&str, String)],
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<Waited> {
+        let reply = self
+            .send(
+                Method::GET,
+                &keys_path(key, query),
+                None,
+                poll + timeout,
+                Some(poll),
+            )
+            .await?;
+        match reply.body {
+            Some(body) => Ok(Waited::Answer(keys_result(
+                reply.status,
+                reply.index,
+                &body,
+            )?)),
+            None => Ok(Waited::Quiet { index: reply.index }),
         }
     }
 
     /// Lists the cluster's members (Go's `MembersAPI.List`).
     pub async fn members(&self, timeout: Duration) -> Result<()> {
-        let (status, _, bytes) = self.send(Method::GET, "/v2/members", None, timeout).await?;
-        if !status.is_success() {
+        let reply = self
+            .send(Method::GET, "/v2/members", None, timeout, None)
+            .await?;
+        let body = reply.body.unwrap_or_default();
+        if !reply.status.is_success() {
             return Err(StorageError::new(
                 Code::Unreachable,
                 format!(
-                    "etcd answered {status}: {}",
-                    String::from_utf8_lossy(&bytes)
+                    "etcd answered {}: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&body)
                 ),
             ));
         }
-        #[derive(Deserialize)]
-        struct Members {
-            #[allow(dead_code)] // only its presence is checked
-            members: Vec<serde_json::Value>,
+        let list: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            StorageError::internal(format!("etcd sent an unreadable member list: {e}"))
+        })?;
+        if list["members"].is_array() {
+            Ok(())
+        } else {
+            Err(StorageError::internal(format!(
+                "etcd sent a member list without members: {list}"
+            )))
         }
-        serde_json::from_slice::<Members>(&bytes)
-            .map(|_| ())
-            .map_err(|e| {
-                StorageError::internal(format!("etcd sent an unreadable member list: {e}"))
-            })
     }
 
     /// Sends one request within `timeout`, moving on to the next endpoint when
@@ -228,7 +243,8 @@ impl Client {
         path: &str,
         body: Option<String>,
         timeout: Duration,
-    ) -> Result<(hyper::StatusCode, i64, Bytes)> {
+        poll: Option<Duration>,
+    ) -> Result<Reply> {
         let idempotent = method == Method::GET;
         let all = async {
             let n = self.endpoints.len();
@@ -236,7 +252,7 @@ impl Client {
             let mut last = None;
             for i in 0..n {
                 let at = (first + i) % n;
-                match self.send_to(at, &method, path, body.clone()).await {
+                match self.send_to(at, &method, path, body.clone(), poll).await {
                     Ok(answer) => {
                         self.current.store(at, Ordering::Relaxed);
                         return Ok(answer);
@@ -257,13 +273,17 @@ impl Client {
         }
     }
 
+    /// One request to one endpoint. With `poll`, a body that does not come
+    /// within it is `None` (etcd sends a watch's headers at once, its body
+    /// with the event).
     async fn send_to(
         &self,
         at: usize,
         method: &Method,
         path: &str,
         body: Option<String>,
-    ) -> std::result::Result<(hyper::StatusCode, i64, Bytes), Failure> {
+        poll: Option<Duration>,
+    ) -> std::result::Result<Reply, Failure> {
         let endpoint = &self.endpoints[at];
         let mut request = Request::builder()
             .method(method.clone())
@@ -295,44 +315,94 @@ impl Client {
             }
         })?;
         let status = response.status();
-        if status == hyper::StatusCode::UNAUTHORIZED {
-            // etcd's v2 auth answers both with a bare 401; every endpoint
-            // would answer the same.
-            return Err(Failure::Sent(StorageError::new(
-                Code::PermissionDenied,
-                format!(
-                    "etcd refused the request: wrong username or password, or the user may not \
-                     access this key ({endpoint} answered 401: {})",
-                    String::from_utf8_lossy(
-                        &response
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default()
-                    )
-                    .trim()
-                ),
-            )));
-        }
         let index = response
             .headers()
             .get("X-Etcd-Index")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
+        let collect = response.into_body().collect();
+        let collected = match poll {
+            None => Some(collect.await),
+            Some(poll) => tokio::time::timeout(poll, collect).await.ok(),
+        };
+        let body = collected
+            .transpose()
             .map_err(|e| {
                 Failure::Sent(StorageError::new(
                     Code::Unreachable,
                     format!("{endpoint}: {}", chain(&e)),
                 ))
             })?
-            .to_bytes();
-        Ok((status, index, bytes))
+            .map(|c| c.to_bytes());
+        if status == hyper::StatusCode::UNAUTHORIZED {
+            // etcd's v2 auth answers both with a bare 401; every endpoint
+            // would answer the same.
+            let text = body
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            return Err(Failure::Sent(StorageError::new(
+                Code::PermissionDenied,
+                format!(
+                    "etcd refused the request: wrong username or password, or the user may not \
+                     access this key ({endpoint} answered 401: {})",
+                    text.trim()
+                ),
+            )));
+        }
+        Ok(Reply {
+            status,
+            index,
+            body,
+        })
+    }
+}
+
+/// What one endpoint answered.
+struct Reply {
+    status: hyper::StatusCode,
+    /// `X-Etcd-Index`: the store's index when etcd began serving the request.
+    index: i64,
+    /// `None`: a poll whose answer did not come in time.
+    body: Option<Bytes>,
+}
+
+/// What a watch poll gives.
+pub(crate) enum Waited {
+    Answer(KeysResult),
+    /// Nothing changed under the key between the poll's `waitIndex` and `index`.
+    Quiet {
+        index: i64,
+    },
+}
+
+fn keys_path(key: &str, query: &[(&str, String)]) -> String {
+    let mut path = format!("/v2/keys{}", escape(key, true));
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&encode_pairs(query.iter().map(|(k, v)| (*k, v.as_str()))));
+    }
+    path
+}
+
+/// Reads a `/v2/keys` answer: etcd's response or its error.
+fn keys_result(status: hyper::StatusCode, index: i64, body: &[u8]) -> Result<KeysResult> {
+    if status.is_success() {
+        let mut resp: Response = serde_json::from_slice(body).map_err(|e| {
+            StorageError::internal(format!("etcd sent an unreadable v2 answer: {e}"))
+        })?;
+        resp.index = index;
+        Ok(Ok(resp))
+    } else {
+        serde_json::from_slice::<EtcdError>(body)
+            .map(Err)
+            .map_err(|_| {
+                StorageError::internal(format!(
+                    "etcd answered {status}: {}",
+                    String::from_utf8_lossy(body)
+                ))
+            })
     }
 }
 

@@ -25,12 +25,12 @@ use crate::storage::{
 use crate::watch::{Watch, WatchOptions};
 
 pub struct Store {
-    pub(super) client: Arc<Client>,
+    client: Arc<Client>,
     prefix: String,
     /// Reads go through raft (`quorum=true`), as Go's `GetOptions.Quorum`.
     quorum: bool,
-    pub(super) codec: Codec,
-    pub(super) request_timeout: Duration,
+    codec: Codec,
+    request_timeout: Duration,
     health_timeout: Duration,
 }
 
@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// Reads `key` (a full etcd key), recursively for a directory.
-    pub(super) async fn read(&self, key: &str, recursive: bool) -> Result<KeysResult> {
+    async fn read(&self, key: &str, recursive: bool) -> Result<KeysResult> {
         read(
             &self.client,
             key,
@@ -220,9 +220,9 @@ impl Interface for Store {
         let key = join_key(&self.prefix, key)?;
         self.codec.check_create(&key, object)?;
         let value = self.to_storage(&key, object)?;
-        let ttl = ttl.to_string();
+        let ttl = (ttl > 0).then(|| ttl.to_string());
         let mut form = vec![("value", value.as_str()), ("prevExist", "false")];
-        if ttl != "0" {
+        if let Some(ttl) = &ttl {
             form.push(("ttl", ttl.as_str()));
         }
         match self.write(Method::PUT, &key, &[], &form).await? {

@@ -12,17 +12,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::Method;
-
-use super::client::{Client, Response, EVENT_INDEX_CLEARED, KEY_NOT_FOUND};
+use super::client::{Client, Response, Waited, EVENT_INDEX_CLEARED, KEY_NOT_FOUND};
 use super::store::{decode, leaves, read, storage_error};
 use crate::codec::Codec;
 use crate::storage::{Code, Object, Result, StorageError};
 use crate::watch::{queue, Backoff, Event, EventSender, EventType, Stop, Watch};
-
-/// How long one poll waits before it is sent again (from the same index): a
-/// bound on how long a silently dead connection can hold a watch.
-const POLL: Duration = Duration::from_secs(60);
 
 pub(crate) struct Watcher {
     pub client: Arc<Client>,
@@ -69,7 +63,9 @@ impl Watcher {
             }
         };
         let (nodes, index) = match answer {
-            Ok(resp) if resp.node.dir => (leaves(resp.node), resp.index),
+            // A directory's objects are listed by a recursive watch only.
+            Ok(resp) if resp.node.dir && recursive => (leaves(resp.node), resp.index),
+            Ok(resp) if resp.node.dir => (Vec::new(), resp.index),
             Ok(resp) => (vec![resp.node], resp.index),
             Err(e) if e.error_code == KEY_NOT_FOUND => (Vec::new(), e.index),
             Err(e) => return Err(storage_error(&e, key, 0).into()),
@@ -105,8 +101,18 @@ impl Watcher {
             if recursive {
                 query.push(("recursive", "true".to_owned()));
             }
-            match self.client.keys(Method::GET, key, &query, &[], POLL).await {
-                Ok(Ok(resp)) => {
+            // A poll lasts the request timeout: the bound on how long a
+            // silently dead connection can hold the watch.
+            match self
+                .client
+                .wait(key, &query, self.timeout, self.timeout)
+                .await
+            {
+                // Nothing changed under the key up to etcd's index when the
+                // poll began: poll again after it, so that a quiet watch does
+                // not fall out of v2's short history while others write.
+                Ok(Waited::Quiet { index }) => synced = synced.max(index),
+                Ok(Waited::Answer(Ok(resp))) => {
                     backoff.reset();
                     let index = resp.node.modified_index;
                     if let Some(event) = match self.event(resp) {
@@ -119,12 +125,10 @@ impl Watcher {
                     }
                     synced = index;
                 }
-                Ok(Err(e)) if e.error_code == EVENT_INDEX_CLEARED => {
+                Ok(Waited::Answer(Err(e))) if e.error_code == EVENT_INDEX_CLEARED => {
                     return expired(synced, &e.to_string()).into()
                 }
-                Ok(Err(e)) => return storage_error(&e, key, synced).into(),
-                // The poll ran its course without a change: poll again.
-                Err(e) if e.code == Code::Timeout => {}
+                Ok(Waited::Answer(Err(e))) => return storage_error(&e, key, synced).into(),
                 Err(e) if retryable(&e) => backoff.wait().await,
                 Err(e) => return e.into(),
             }
