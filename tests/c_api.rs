@@ -137,6 +137,7 @@ fn calls_are_bounded_while_etcd_is_down() {
 
 for_each_backend!(
     stopped_etcd_fails_health_within_its_timeout,
+    health_check_turns_healthy_after_etcd_starts,
     writes_lists_and_counts_through_the_c_abi,
 );
 
@@ -152,9 +153,8 @@ fn stopped_etcd_fails_health_within_its_timeout(backend: Backend) {
     run("down", &[&config, "1.5", "3", message]);
 }
 
-#[test]
-fn health_check_turns_healthy_after_etcd_starts() {
-    let mut etcd = Etcd::unstarted(1);
+fn health_check_turns_healthy_after_etcd_starts(backend: Backend) {
+    let mut etcd = Etcd::unstarted_backend(1, backend);
     let config = etcd.config("");
     let mut child = c_command(api_test())
         .args(["check_wait", &config])

@@ -197,11 +197,7 @@ impl Etcd {
 
     /// `n` members serving `backend`, all running, with a leader elected.
     pub fn cluster_backend(n: usize, backend: Backend) -> Etcd {
-        let mut etcd = Self::unstarted(n);
-        etcd.backend = backend;
-        for m in &mut etcd.members {
-            m.extra = backend.flags();
-        }
+        let mut etcd = Self::unstarted_backend(n, backend);
         for i in 0..n {
             etcd.spawn(i);
         }
@@ -227,6 +223,16 @@ impl Etcd {
         while TcpStream::connect(("127.0.0.1", etcd.members[0].client_port)).is_err() {
             assert!(Instant::now() < deadline, "etcd with TLS did not start");
             std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+
+    /// `unstarted` for `backend`.
+    pub fn unstarted_backend(n: usize, backend: Backend) -> Etcd {
+        let mut etcd = Self::unstarted(n);
+        etcd.backend = backend;
+        for m in &mut etcd.members {
+            m.extra = backend.flags();
         }
         etcd
     }
