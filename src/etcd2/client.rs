@@ -112,6 +112,8 @@ enum Failure {
     NotSent(StorageError),
     /// The connection broke after the request was sent: it may have applied.
     Sent(StorageError),
+    /// Every endpoint would fail the same way (TLS setup, credentials).
+    Final(StorageError),
 }
 
 impl Client {
@@ -259,7 +261,7 @@ impl Client {
                     }
                     Err(Failure::NotSent(e)) => last = Some(e),
                     Err(Failure::Sent(e)) if idempotent => last = Some(e),
-                    Err(Failure::Sent(e)) => return Err(e),
+                    Err(Failure::Sent(e) | Failure::Final(e)) => return Err(e),
                 }
             }
             Err(last.unwrap_or_else(|| StorageError::internal("no etcd endpoint configured")))
@@ -300,8 +302,7 @@ impl Client {
         let response = self.http.request(request).await.map_err(|e| {
             let detail = format!("{endpoint}: {}", chain(&e));
             if let Some(problem) = tls_problem(&detail, self.client_cert).filter(|_| self.tls) {
-                // Every endpoint would fail the same way: not worth trying them all.
-                return Failure::Sent(StorageError::new(
+                return Failure::Final(StorageError::new(
                     Code::Unreachable,
                     format!("{problem}: {detail}"),
                 ));
@@ -336,13 +337,12 @@ impl Client {
             })?
             .map(|c| c.to_bytes());
         if status == hyper::StatusCode::UNAUTHORIZED {
-            // etcd's v2 auth answers both with a bare 401; every endpoint
-            // would answer the same.
+            // etcd's v2 auth answers both with a bare 401.
             let text = body
                 .as_deref()
                 .map(String::from_utf8_lossy)
                 .unwrap_or_default();
-            return Err(Failure::Sent(StorageError::new(
+            return Err(Failure::Final(StorageError::new(
                 Code::PermissionDenied,
                 format!(
                     "etcd refused the request: wrong username or password, or the user may not \
