@@ -200,11 +200,11 @@ impl Client {
             )
             .await?;
         match reply.body {
-            Some(body) => Ok(Waited::Answer(keys_result(
+            Some(body) => Ok(Waited::Answer(Box::new(keys_result(
                 reply.status,
                 reply.index,
                 &body,
-            )?)),
+            )?))),
             None => Ok(Waited::Quiet { index: reply.index }),
         }
     }
@@ -370,7 +370,7 @@ struct Reply {
 
 /// What a watch poll gives.
 pub(crate) enum Waited {
-    Answer(KeysResult),
+    Answer(Box<KeysResult>),
     /// Nothing changed under the key between the poll's `waitIndex` and `index`.
     Quiet {
         index: i64,

@@ -103,35 +103,44 @@ impl Watcher {
             }
             // A poll lasts the request timeout: the bound on how long a
             // silently dead connection can hold the watch.
-            match self
+            let answer = match self
                 .client
                 .wait(key, &query, self.timeout, self.timeout)
                 .await
             {
+                Ok(Waited::Answer(answer)) => *answer,
                 // Nothing changed under the key up to etcd's index when the
                 // poll began: poll again after it, so that a quiet watch does
                 // not fall out of v2's short history while others write.
-                Ok(Waited::Quiet { index }) => synced = synced.max(index),
-                Ok(Waited::Answer(Ok(resp))) => {
-                    backoff.reset();
-                    let index = resp.node.modified_index;
-                    if let Some(event) = match self.event(resp) {
-                        Ok(event) => event,
-                        Err(e) => return e.into(),
-                    } {
-                        if let Err(stop) = queue(tx, event, synced).await {
-                            return stop;
-                        }
-                    }
-                    synced = index;
+                Ok(Waited::Quiet { index }) => {
+                    synced = synced.max(index);
+                    continue;
                 }
-                Ok(Waited::Answer(Err(e))) if e.error_code == EVENT_INDEX_CLEARED => {
+                Err(e) if retryable(&e) => {
+                    backoff.wait().await;
+                    continue;
+                }
+                Err(e) => return e.into(),
+            };
+            let resp = match answer {
+                Ok(resp) => resp,
+                Err(e) if e.error_code == EVENT_INDEX_CLEARED => {
                     return expired(synced, &e.to_string()).into()
                 }
-                Ok(Waited::Answer(Err(e))) => return storage_error(&e, key, synced).into(),
-                Err(e) if retryable(&e) => backoff.wait().await,
+                Err(e) => return storage_error(&e, key, synced).into(),
+            };
+            backoff.reset();
+            let index = resp.node.modified_index;
+            match self.event(resp) {
+                Ok(Some(event)) => {
+                    if let Err(stop) = queue(tx, event, synced).await {
+                        return stop;
+                    }
+                }
+                Ok(None) => {}
                 Err(e) => return e.into(),
             }
+            synced = index;
         }
     }
 
