@@ -373,3 +373,66 @@ pub(crate) async fn members_health(client: &Client, timeout: Duration) -> Result
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn etcd_error(code: i64) -> EtcdError {
+        EtcdError {
+            error_code: code,
+            message: "m".into(),
+            cause: "/registry/a".into(),
+            index: 7,
+        }
+    }
+
+    #[test]
+    fn v2_errors_map_as_gos_helper() {
+        for (v2, code) in [
+            (100, Code::KeyNotFound),
+            (105, Code::KeyExists),
+            (101, Code::ResourceVersionConflicts),
+            (401, Code::Expired),
+            (102, Code::InvalidArgument),
+            (104, Code::InvalidArgument),
+            (300, Code::Unreachable),
+            (209, Code::Internal),
+        ] {
+            let e = storage_error(&etcd_error(v2), "/registry/a", 3);
+            assert_eq!(
+                (e.code, e.key.as_str(), e.resource_version),
+                (code, "/registry/a", 3),
+                "{v2}"
+            );
+        }
+        let e = storage_error(&etcd_error(101), "/registry/a", 0);
+        assert_eq!(
+            e.message,
+            "StorageError: resource version conflicts, Code: 3, Key: /registry/a, ResourceVersion: 0, \
+             AdditionalErrorMsg: etcd v2 error 101: m (/registry/a) [7]"
+        );
+    }
+
+    #[test]
+    fn leaves_flatten_directories_in_byte_order() {
+        let node = |key: &str, nodes: Vec<Node>| Node {
+            key: key.into(),
+            value: nodes.is_empty().then(String::new),
+            dir: !nodes.is_empty(),
+            nodes,
+            modified_index: 1,
+            ttl: None,
+        };
+        let tree = node(
+            "/r",
+            vec![
+                node("/r/b", vec![node("/r/b/c", vec![])]),
+                node("/r/b!", vec![]),
+                node("/r/a", vec![]),
+            ],
+        );
+        let keys: Vec<String> = leaves(tree).into_iter().map(|n| n.key).collect();
+        assert_eq!(keys, ["/r/a", "/r/b!", "/r/b/c"]);
+    }
+}
