@@ -148,8 +148,7 @@ pub struct Preconditions {
 impl Preconditions {
     /// Go's `Preconditions.Check`.
     pub fn check(&self, key: &str, object: &Object) -> Result<()> {
-        let p = self;
-        if let Some(uid) = &p.uid {
+        if let Some(uid) = &self.uid {
             let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
                 StorageError::internal(format!(
                     "can't enforce a uid precondition on {key}: not a JSON object"
@@ -165,7 +164,7 @@ impl Preconditions {
                 ));
             }
         }
-        if let Some(rv) = &p.resource_version {
+        if let Some(rv) = &self.resource_version {
             let actual = object.resource_version.to_string();
             if *rv != actual {
                 return Err(StorageError::with_key(
