@@ -66,7 +66,8 @@ typedef enum storage_code {
   STORAGE_ERR_CORRUPT_OBJ = 7,
   /**
    * The requested revision was compacted away (Kubernetes' 410 Gone,
-   * "resource version too old"): list again, without a continue token.
+   * "resource version too old"): list again, without a continue token. With
+   * etcd2, a watch from an index older than v2's 1000-event history.
    */
   STORAGE_ERR_EXPIRED = 8,
   /**
@@ -247,7 +248,9 @@ void storage_error_free(struct storage_error *e);
  * `*out_storage`. Returns at once: the client connects lazily, and calls made
  * while etcd is unreachable fail with `STORAGE_ERR_UNREACHABLE` or
  * `STORAGE_ERR_TIMEOUT` within the configured timeouts.
- * Free the handle with `storage_destroy`.
+ * The config's `"type"` picks the backend: `""`/`"etcd3"`, or `"etcd2"` for
+ * etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
+ * native TTLs; see the README). Free the handle with `storage_destroy`.
  */
 enum storage_code storage_create(const char *config_json,
                                  struct storage **out_storage,
@@ -417,7 +420,8 @@ void storage_watch_event_free(struct storage_watch_event *e);
  * (`STORAGE_ERR_KEY_EXISTS` otherwise). With the `json` codec the object must
  * not carry `metadata.resourceVersion` (`STORAGE_ERR_INVALID_OBJ`);
  * `resourceVersion` and `selfLink` are not stored. The value is encrypted with
- * the first configured provider. `ttl_seconds` > 0 attaches a (shared) lease.
+ * the first configured provider. `ttl_seconds` > 0 attaches a (shared) lease
+ * (etcd2: etcd's own TTL on the key, kept by later updates).
  * Writes the stored object, with its new resourceVersion, to `*out_object`
  * (when not NULL); free it with `storage_bytes_free`.
  */
@@ -470,6 +474,8 @@ enum storage_code storage_guaranteed_update(const struct storage *s,
  * `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
  * `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
  * back as `continue_token` for the next page (Kubernetes' token format).
+ * The etcd2 backend does not page: it ignores `limit`, returns every object
+ * with no `continue`, and refuses a `continue_token` (`STORAGE_ERR_UNSUPPORTED`).
  * `resource_version` as in Kubernetes (NULL/`""`: latest). A compacted revision
  * is `STORAGE_ERR_EXPIRED`; an object that cannot be decrypted or decoded
  * fails the list with `STORAGE_ERR_CORRUPT_OBJ` naming its key. Not available

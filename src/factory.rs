@@ -4,21 +4,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, StorageType};
-use crate::etcd3;
 use crate::storage::{Interface, Result, StorageError};
-use crate::value;
+use crate::{etcd2, etcd3, value};
 
 /// Go's `DestroyFunc`: releases what the store holds (client, background tasks).
 pub type DestroyFunc = Box<dyn FnOnce() + Send>;
 
-fn etcd2_unsupported() -> StorageError {
-    StorageError::unsupported("storage type etcd2 is not supported yet")
+/// Go's etcd2 storage stored values untransformed; refusing the config is
+/// better than silently writing plaintext where encryption was asked for.
+fn etcd2_client(config: &Config) -> Result<Arc<etcd2::Client>> {
+    if config.transformer.is_some() {
+        return Err(StorageError::invalid_config(
+            "invalid config field `transformer`: the etcd2 backend stores values in plaintext \
+             and applies no transformer, so encryption at rest is not supported there; \
+             use type etcd3 or remove `transformer`",
+        ));
+    }
+    Ok(Arc::new(etcd2::Client::new(config)?))
 }
 
 /// Go's `factory.Create`. Must run inside the tokio runtime that will serve the store.
 pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)> {
     match config.storage_type()? {
-        StorageType::Etcd2 => Err(etcd2_unsupported()),
+        StorageType::Etcd2 => {
+            let client = etcd2_client(config)?;
+            let store = etcd2::Store::new(client.clone(), config);
+            // Watches hold their own reference and end when dropped; idle
+            // connections close with the last reference to the client.
+            let destroy: DestroyFunc = Box::new(move || drop(client));
+            Ok((Arc::new(store), destroy))
+        }
         StorageType::Etcd3 => {
             let transformer = value::from_config(config.transformer.as_ref())?;
             let pool = Arc::new(etcd3::Pool::connect(config).await?);
@@ -43,17 +58,35 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
     }
 }
 
-/// Go's `factory.CreateHealthCheck`: returns at once; probes in the background.
-pub async fn create_health_check(config: &Config) -> Result<etcd3::HealthCheck> {
+/// A health check of either backend.
+pub enum HealthCheck {
+    Etcd3(etcd3::HealthCheck),
+    Etcd2(etcd2::HealthCheck),
+}
+
+impl HealthCheck {
+    pub async fn run(&self) -> Result<()> {
+        match self {
+            HealthCheck::Etcd3(check) => check.run().await,
+            HealthCheck::Etcd2(check) => check.run().await,
+        }
+    }
+}
+
+/// Go's `factory.CreateHealthCheck`: returns at once; etcd3 probes in the background.
+pub async fn create_health_check(config: &Config) -> Result<HealthCheck> {
     match config.storage_type()? {
-        StorageType::Etcd2 => Err(etcd2_unsupported()),
+        StorageType::Etcd2 => Ok(HealthCheck::Etcd2(etcd2::HealthCheck::new(
+            etcd2_client(config)?,
+            config.health_timeout(),
+        ))),
         StorageType::Etcd3 => {
             let pool = Arc::new(etcd3::Pool::connect(config).await?);
-            Ok(etcd3::HealthCheck::start(
+            Ok(HealthCheck::Etcd3(etcd3::HealthCheck::start(
                 pool,
                 &config.prefix,
                 etcd3::Rpc::new(config, config.health_timeout()),
-            ))
+            )))
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod etcd2;
 pub mod etcd3;
 pub mod factory;
 pub mod storage;

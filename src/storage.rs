@@ -145,6 +145,51 @@ pub struct Preconditions {
     pub resource_version: Option<String>,
 }
 
+impl Preconditions {
+    /// Go's `Preconditions.Check`.
+    pub fn check(&self, key: &str, object: &Object) -> Result<()> {
+        if let Some(uid) = &self.uid {
+            let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
+                StorageError::internal(format!(
+                    "can't enforce a uid precondition on {key}: not a JSON object"
+                ))
+            })?;
+            let actual = meta["metadata"]["uid"].as_str().unwrap_or("");
+            if actual != uid {
+                return Err(StorageError::with_key(
+                    Code::InvalidObj,
+                    key,
+                    0,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = &self.resource_version {
+            let actual = object.resource_version.to_string();
+            if *rv != actual {
+                return Err(StorageError::with_key(
+                    Code::InvalidObj,
+                    key,
+                    0,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Preconditions::check` when there may be none.
+pub fn check_preconditions(
+    key: &str,
+    preconditions: Option<&Preconditions>,
+    object: &Object,
+) -> Result<()> {
+    preconditions.map_or(Ok(()), |p| p.check(key, object))
+}
+
 /// Options of a list, as Go's `ListOptions` and `SelectionPredicate` paging fields.
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {

@@ -9,6 +9,9 @@ use tokio::task::AbortHandle;
 
 use crate::storage::{Object, Result, StorageError};
 
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// Options of a watch, as the parts of Go's `storage.ListOptions` a watch uses.
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
@@ -128,4 +131,49 @@ pub(crate) fn overflow_error(resume_from: i64) -> StorageError {
     ));
     e.resource_version = resume_from;
     e
+}
+
+/// Why a watch stops.
+pub(crate) enum Stop {
+    /// The consumer dropped the watch: there is no one to tell.
+    Gone,
+    /// The consumer gets this error as the watch's last item.
+    Fail(StorageError),
+}
+
+impl From<StorageError> for Stop {
+    fn from(e: StorageError) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+/// Queues one event; `resume_from` is the revision a restart after an
+/// overflow here must start from to lose nothing.
+pub(crate) async fn queue(
+    tx: &EventSender,
+    event: Event,
+    resume_from: i64,
+) -> std::result::Result<(), Stop> {
+    tx.send(event).await.map_err(|e| match e {
+        SendError::Closed => Stop::Gone,
+        SendError::Overflow => Stop::Fail(overflow_error(resume_from)),
+    })
+}
+
+/// Exponential backoff between reconnection attempts.
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff(BACKOFF_MIN)
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = BACKOFF_MIN;
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+    }
 }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 
 use common::cbuild::{assert_no_valgrind_errors, assert_success, c_command, compile_c, run_c};
-use common::Etcd;
+use common::{Backend, Etcd};
 
 fn api_test() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -25,33 +25,19 @@ fn pod(name: &str) -> Vec<u8> {
     format!(r#"{{"kind":"Pod","metadata":{{"name":"{name}"}}}}"#).into_bytes()
 }
 
-/// Deletes a full etcd key; returns the deletion's revision.
-fn delete(etcd: &Etcd, key: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = etcd_client::Client::connect(etcd.endpoints(), None)
-            .await
-            .unwrap();
-        c.delete(key, None)
-            .await
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision()
-    })
-}
-
 /// Generous timeouts: valgrind slows the first connection down.
 fn config(etcd: &Etcd) -> String {
     etcd.config(r#""request_timeout_ms":20000"#)
 }
 
-#[test]
-fn events_through_the_c_abi() {
-    let etcd = Etcd::start();
+for_each_backend!(
+    events_through_the_c_abi,
+    destroying_watches_with_events_pending,
+    null_arguments_of_watch_functions,
+);
+
+fn events_through_the_c_abi(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
     let listed = etcd.put("/registry/pods/ns/old", &pod("old"));
     etcd.put("/registry/podsX/ns/sibling", &pod("sibling"));
     let mut child = c_command(api_test())
@@ -70,7 +56,7 @@ fn events_through_the_c_abi() {
     let added = etcd.put(key, &pod("p"));
     let modified = etcd.put(key, &pod("p"));
     etcd.put("/registry/podsX/ns/sibling", &pod("sibling"));
-    let deleted = delete(&etcd, key);
+    let deleted = etcd.delete(key);
     let again = etcd.put(key, &pod("p"));
     let events: Vec<String> = (0..4).map(|_| next_line()).collect();
     assert_eq!(
@@ -110,17 +96,30 @@ fn a_compacted_resource_version_is_expired() {
     );
 }
 
+/// etcd2's counterpart of compaction: v2 keeps only the last 1000 events.
 #[test]
-fn destroying_watches_with_events_pending() {
-    let etcd = Etcd::start();
+fn an_index_etcd2_no_longer_keeps_is_expired() {
+    let etcd = Etcd::start_backend(Backend::Etcd2);
+    let first = etcd.put("/registry/pods/ns/a", &pod("a"));
+    let mut w = etcd.writer();
+    for _ in 0..1001 {
+        w.put("/registry/pods/ns/a", &pod("a")).unwrap();
+    }
+    run(
+        "watch_expired",
+        &[&config(&etcd), "/pods", &first.to_string()],
+    );
+}
+
+fn destroying_watches_with_events_pending(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
     for i in 0..20 {
         etcd.put(&format!("/registry/pods/ns/p{i}"), &pod("p"));
     }
     run("watch_destroy", &[&config(&etcd), "/pods"]);
 }
 
-#[test]
-fn null_arguments_of_watch_functions() {
-    let etcd = Etcd::start();
+fn null_arguments_of_watch_functions(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
     run("watch_nulls", &[&config(&etcd)]);
 }

@@ -54,7 +54,7 @@ fn seeded() -> Seeded {
         .unwrap();
     destroy();
 
-    let stored = etcd.get("/registry/secrets/default/db-password").unwrap();
+    let stored = etcd.raw("/registry/secrets/default/db-password").unwrap();
     assert!(
         stored.starts_with(b"k8s:enc:aescbc:v1:key1:"),
         "not encrypted at rest: {:?}",

@@ -1,4 +1,5 @@
-//! The Rust core against a real etcd: factory, Get semantics, health.
+//! The Rust core against a real etcd: factory, Get semantics, health — each
+//! behaviour against both backends (etcd3, and etcd2 over etcd's v2 API).
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use apiserver_storage::config::Config;
 use apiserver_storage::factory;
 use apiserver_storage::storage::{Code, GetOptions, Interface};
-use common::Etcd;
+use common::{Backend, Etcd};
 use serde_json::{json, Value};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -37,9 +38,16 @@ fn get(
     rt.block_on(s.get(key, &opts))
 }
 
-#[test]
-fn get_stamps_mod_revision_and_handles_not_found() {
-    let etcd = Etcd::start();
+for_each_backend!(
+    get_stamps_mod_revision_and_handles_not_found,
+    resource_versions_bound_the_read,
+    json_and_raw_codecs_and_corrupt_values,
+    quorum_reads_need_a_majority_serializable_reads_do_not,
+    health_reports_etcd_state,
+);
+
+fn get_stamps_mod_revision_and_handles_not_found(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
     let rt = runtime();
     let rv1 = etcd.put(
         "/registry/pods/ns/a",
@@ -85,9 +93,8 @@ fn get_stamps_mod_revision_and_handles_not_found() {
     assert!(get(&rt, &s, "/pods/ns/zz", "", true).unwrap().is_none());
 }
 
-#[test]
-fn resource_versions_bound_the_read() {
-    let etcd = Etcd::start();
+fn resource_versions_bound_the_read(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
     let rt = runtime();
     let rv = etcd.put("/registry/k", b"{}");
     let s = store(&rt, &etcd.config(""));
@@ -118,9 +125,8 @@ fn resource_versions_bound_the_read() {
     }
 }
 
-#[test]
-fn json_and_raw_codecs_and_corrupt_values() {
-    let etcd = Etcd::start();
+fn json_and_raw_codecs_and_corrupt_values(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
     let rt = runtime();
     etcd.put("/registry/bad/json", b"{\"kind\":");
     etcd.put("/registry/bad/array", b"[1,2]");
@@ -151,15 +157,15 @@ fn json_and_raw_codecs_and_corrupt_values() {
     );
 }
 
-#[test]
-fn quorum_reads_need_a_majority_serializable_reads_do_not() {
-    let mut etcd = Etcd::cluster(3);
+fn quorum_reads_need_a_majority_serializable_reads_do_not(backend: Backend) {
+    let mut etcd = Etcd::cluster_backend(3, backend);
     let rt = runtime();
     let rv = etcd.put("/registry/k", b"{}");
     let survivor = etcd.members[2].endpoint();
     let only = |quorum: bool| {
         format!(
-            r#"{{"server_list":["{survivor}"],"quorum":{quorum},"request_timeout_ms":3000,"health_timeout_ms":1000}}"#
+            r#"{{"type":"{}","server_list":["{survivor}"],"quorum":{quorum},"request_timeout_ms":3000,"health_timeout_ms":1000}}"#,
+            backend.type_name()
         )
     };
     let quorum = store(&rt, &only(true));
@@ -198,36 +204,47 @@ fn quorum_reads_need_a_majority_serializable_reads_do_not() {
     );
 }
 
-#[test]
-fn health_reports_etcd_state() {
-    let mut etcd = Etcd::start();
+fn health_reports_etcd_state(backend: Backend) {
+    let mut etcd = Etcd::start_backend(backend);
     let rt = runtime();
-    let s = store(&rt, &etcd.config(r#""health_timeout_ms":1000"#));
+    let config = etcd.config(r#""health_timeout_ms":1000"#);
+    let s = store(&rt, &config);
+    let check = rt
+        .block_on(factory::create_health_check(
+            &Config::from_json(&config).unwrap(),
+        ))
+        .unwrap();
     rt.block_on(s.health()).unwrap();
-    etcd.kill_member(0);
-    let t0 = Instant::now();
-    let e = rt.block_on(s.health()).unwrap_err();
-    assert_eq!(e.code, Code::Unreachable);
-    assert!(
-        e.message.starts_with("error getting data from etcd: "),
-        "{}",
-        e.message
-    );
-    assert!(t0.elapsed() < Duration::from_secs(2));
-    etcd.start_member(0);
-    // The same store recovers once etcd is back.
+    // etcd3's check probes in the background until etcd first answers.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while rt.block_on(s.health()).is_err() {
+    while let Err(e) = rt.block_on(check.run()) {
+        assert!(
+            Instant::now() < deadline,
+            "health check never passed: {e:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    etcd.kill_member(0);
+    // Go's messages: etcd3 reads a key, etcd2 lists the members.
+    let prefix = match backend {
+        Backend::Etcd3 => "error getting data from etcd: ",
+        Backend::Etcd2 => "error listing etcd members: ",
+    };
+    let t0 = Instant::now();
+    let errors = [
+        rt.block_on(s.health()).unwrap_err(),
+        rt.block_on(check.run()).unwrap_err(),
+    ];
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    for e in errors {
+        assert_eq!(e.code, Code::Unreachable);
+        assert!(e.message.starts_with(prefix), "{}", e.message);
+    }
+    etcd.start_member(0);
+    // The same store and check recover once etcd is back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.block_on(s.health()).is_err() || rt.block_on(check.run()).is_err() {
         assert!(Instant::now() < deadline, "store never recovered");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-#[test]
-fn etcd2_is_not_supported_yet() {
-    let rt = runtime();
-    let config =
-        Config::from_json(r#"{"type":"etcd2","server_list":["http://127.0.0.1:1"]}"#).unwrap();
-    let e = rt.block_on(factory::create(&config)).err().unwrap();
-    assert_eq!(e.code, Code::Unsupported);
 }

@@ -8,7 +8,7 @@ use apiserver_storage::config::Config;
 use apiserver_storage::factory;
 use apiserver_storage::storage::{Code, GetOptions, StorageError};
 use common::tls::Certs;
-use common::Etcd;
+use common::{Backend, Etcd};
 
 fn get(config: &str) -> Result<(), StorageError> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -27,7 +27,13 @@ fn get(config: &str) -> Result<(), StorageError> {
     result
 }
 
-fn config(endpoint: &str, certs: &Certs, ca: &str, client: Option<&str>) -> String {
+fn config(
+    backend: Backend,
+    endpoint: &str,
+    certs: &Certs,
+    ca: &str,
+    client: Option<&str>,
+) -> String {
     let p = |n: &str| certs.path(n).display().to_string();
     let client = client.map_or(String::new(), |c| {
         format!(
@@ -37,30 +43,47 @@ fn config(endpoint: &str, certs: &Certs, ca: &str, client: Option<&str>) -> Stri
         )
     });
     format!(
-        r#"{{"server_list":["{endpoint}"],"ca_file":"{}"{client},"request_timeout_ms":10000,"dial_timeout_ms":10000}}"#,
+        r#"{{"type":"{}","server_list":["{endpoint}"],"ca_file":"{}"{client},"request_timeout_ms":10000,"dial_timeout_ms":10000}}"#,
+        backend.type_name(),
         p(ca)
     )
 }
 
-#[test]
-fn mutual_tls_works_and_each_failure_names_its_tls_problem() {
+for_each_backend!(mutual_tls_works_and_each_failure_names_its_tls_problem);
+
+fn mutual_tls_works_and_each_failure_names_its_tls_problem(backend: Backend) {
     let certs = Certs::generate();
-    let etcd = Etcd::start_tls(&certs);
+    let etcd = Etcd::start_tls_backend(&certs, backend);
     let endpoint = etcd.endpoint();
     assert!(endpoint.starts_with("https://"));
     // etcd may need a moment after opening its port.
-    let ok = config(&endpoint, &certs, "ca.pem", Some("client"));
+    let ok = config(backend, &endpoint, &certs, "ca.pem", Some("client"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Err(e) = get(&ok) {
         assert!(Instant::now() < deadline, "mutual TLS failed: {e}");
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let no_client = get(&config(&endpoint, &certs, "ca.pem", None)).unwrap_err();
-    let other_client = get(&config(&endpoint, &certs, "ca.pem", Some("other-client"))).unwrap_err();
-    let wrong_ca = get(&config(&endpoint, &certs, "other-ca.pem", Some("client"))).unwrap_err();
+    let no_client = get(&config(backend, &endpoint, &certs, "ca.pem", None)).unwrap_err();
+    let other_client = get(&config(
+        backend,
+        &endpoint,
+        &certs,
+        "ca.pem",
+        Some("other-client"),
+    ))
+    .unwrap_err();
+    let wrong_ca = get(&config(
+        backend,
+        &endpoint,
+        &certs,
+        "other-ca.pem",
+        Some("client"),
+    ))
+    .unwrap_err();
     let plain = Etcd::start();
     let https_to_plain = get(&config(
+        backend,
         &plain.endpoint().replace("http://", "https://"),
         &certs,
         "ca.pem",

@@ -12,6 +12,7 @@ pub mod versioner;
 use std::fmt;
 
 use crate::config::CodecKind;
+use crate::storage::{Code, Object, StorageError};
 
 /// Why bytes could not be decoded or an object encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +63,49 @@ impl Codec {
             CodecKind::Raw => Ok(object.to_vec()),
             CodecKind::Protobuf => protobuf::encode(object),
         }
+    }
+
+    /// Decodes transformed (plaintext) bytes of `key` into the caller's object.
+    pub fn decode_object(
+        &self,
+        key: &str,
+        plain: &[u8],
+        resource_version: i64,
+        stale: bool,
+    ) -> crate::storage::Result<Object> {
+        let data = self.decode(plain, resource_version).map_err(|e| match e {
+            CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
+            CodecError::Unsupported(reason) => {
+                StorageError::with_key(Code::Unsupported, key, 0, &reason)
+            }
+        })?;
+        Ok(Object {
+            data,
+            resource_version,
+            stale,
+        })
+    }
+
+    /// A caller's object in the form stored at `key` (before any transformer):
+    /// derived fields cleared, then encoded.
+    pub fn encode_object(&self, key: &str, object: &[u8]) -> crate::storage::Result<Vec<u8>> {
+        let prepared = if self.is_raw() {
+            object.to_vec()
+        } else {
+            versioner::prepare_for_storage(object)?
+        };
+        // What kube-apiserver stores: JSON as given, or protobuf in its envelope.
+        self.encode(&prepared)
+            .map_err(|e| StorageError::with_key(Code::InvalidObj, key, 0, &e.to_string()))
+    }
+
+    /// Go's `Create` check: an object to be created must not carry a resourceVersion.
+    pub fn check_create(&self, key: &str, object: &[u8]) -> crate::storage::Result<()> {
+        if self.is_raw() {
+            return Ok(());
+        }
+        versioner::check_unset_resource_version(object)
+            .map_err(|e| StorageError::with_key(e.code, key, 0, &e.message))
     }
 
     /// Whether objects are opaque bytes (no resourceVersion handling, no lists).

@@ -85,10 +85,69 @@ pub fn list_object(items: &[Vec<u8>], resource_version: i64, continue_token: &st
     out
 }
 
+/// Go's `APIObjectVersioner.ParseResourceVersion`: `""` and `"0"` mean any.
+pub fn parse_resource_version(rv: &str) -> Result<i64> {
+    if rv.is_empty() {
+        return Ok(0);
+    }
+    // Go's ParseUint takes digits only: no sign, no spaces.
+    rv.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| rv.parse::<u64>().ok())
+        .flatten()
+        .and_then(|v| i64::try_from(v).ok())
+        .ok_or_else(|| {
+            StorageError::invalid_argument(format!(
+                "resourceVersion: Invalid value: {rv:?}: must be a non-negative decimal integer"
+            ))
+        })
+}
+
+/// The read must observe at least `minimum`; today's Kubernetes answers a
+/// future revision with a Timeout ("Too large resource version").
+pub fn validate_minimum_resource_version(minimum: i64, current: i64) -> Result<()> {
+    if minimum > current {
+        return Err(StorageError::new(
+            Code::Timeout,
+            format!("Too large resource version: {minimum}, current: {current}"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resource_versions_parse_like_go() {
+        assert_eq!(parse_resource_version("").unwrap(), 0);
+        assert_eq!(parse_resource_version("0").unwrap(), 0);
+        assert_eq!(parse_resource_version("42").unwrap(), 42);
+        for bad in [
+            "-1",
+            "abc",
+            "1.5",
+            " 1",
+            "18446744073709551616",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                parse_resource_version(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_large_resource_version_is_a_timeout() {
+        assert!(validate_minimum_resource_version(5, 5).is_ok());
+        let e = validate_minimum_resource_version(6, 5).unwrap_err();
+        assert_eq!(e.code, Code::Timeout);
+        assert_eq!(e.message, "Too large resource version: 6, current: 5");
+    }
 
     #[test]
     fn create_refuses_a_set_resource_version() {

@@ -90,7 +90,7 @@ fn tls_options(config: &Config) -> Result<Option<TlsOptions>> {
     Ok(Some(tls))
 }
 
-fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
+pub(crate) fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
     config
         .server_list
         .iter()
@@ -110,7 +110,7 @@ fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
         .collect()
 }
 
-fn read_pem(path: &str, field: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_pem(path: &str, field: &str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         StorageError::invalid_config(format!(
             "invalid config field `{field}`: cannot read {path}: {e}"
@@ -118,7 +118,7 @@ fn read_pem(path: &str, field: &str) -> Result<Vec<u8>> {
     })
 }
 
-fn read_certs(path: &str, field: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_certs(path: &str, field: &str) -> Result<Vec<u8>> {
     let pem = read_pem(path, field)?;
     let mut count = 0;
     for cert in CertificateDer::pem_slice_iter(&pem) {
@@ -131,7 +131,7 @@ fn read_certs(path: &str, field: &str) -> Result<Vec<u8>> {
     Ok(pem)
 }
 
-fn bad_pem(field: &str, path: &str, why: impl Display) -> StorageError {
+pub(crate) fn bad_pem(field: &str, path: &str, why: impl Display) -> StorageError {
     StorageError::invalid_config(format!(
         "invalid config field `{field}`: {path} is not valid PEM: {why}"
     ))
@@ -158,7 +158,7 @@ impl Rpc {
     }
 }
 
-fn tls_enabled(config: &Config) -> bool {
+pub(crate) fn tls_enabled(config: &Config) -> bool {
     config.server_list.iter().any(|s| s.starts_with("https://"))
         || !(config.ca_file.is_empty() && config.cert_file.is_empty())
 }
@@ -190,7 +190,7 @@ pub(crate) async fn attempt<T>(
 
 /// The whole chain of causes: tonic hides the useful part (a TLS alert, a
 /// refused connection) in `source()`.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -204,7 +204,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Names the TLS problem behind a connection failure, when there is one.
-fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static str> {
+pub(crate) fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static str> {
     let has = |s: &str| detail.contains(s);
     // With TLS 1.3 the server checks our certificate after the handshake: its
     // alert may arrive, or only the closed connection.

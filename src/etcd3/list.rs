@@ -2,7 +2,8 @@
 
 use super::client::prefix_range_end;
 use super::continue_token;
-use super::store::{parse_resource_version, Store};
+use super::store::Store;
+use crate::codec::versioner::parse_resource_version;
 use crate::storage::{Code, ListOptions, ListResult, Result, StorageError};
 
 fn expired(continuing: bool) -> StorageError {

@@ -10,7 +10,9 @@ mod pool;
 mod store;
 mod watcher;
 
-pub(crate) use client::Rpc;
+pub(crate) use client::{
+    bad_pem, chain, endpoints, read_certs, read_pem, tls_enabled, tls_problem, Rpc,
+};
 pub(crate) use compact::start as start_compactor;
 pub use health::HealthCheck;
 pub(crate) use pool::{start_auto_sync, Pool};

@@ -14,12 +14,12 @@ use super::lease::LeaseManager;
 use super::list;
 use super::pool::Pool;
 use super::watcher::Watcher;
-use crate::codec::versioner::{check_unset_resource_version, prepare_for_storage};
-use crate::codec::{Codec, CodecError};
+use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_version};
+use crate::codec::Codec;
 use crate::config::Config;
 use crate::storage::{
-    join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object, Preconditions, Result,
-    StorageError, TryUpdate,
+    check_preconditions, join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object,
+    Preconditions, Result, StorageError, TryUpdate,
 };
 use crate::value::Transformer;
 use crate::watch::{Watch, WatchOptions};
@@ -81,7 +81,8 @@ impl Store {
         resource_version: i64,
         stale: bool,
     ) -> Result<Object> {
-        decode_plain(self.codec, key, plain, resource_version, stale)
+        self.codec
+            .decode_object(key, plain, resource_version, stale)
     }
 
     fn state(&self, key: &str, kv: Option<&KeyValue>) -> Result<Option<State>> {
@@ -91,16 +92,7 @@ impl Store {
 
     /// The caller's object in its stored form: encoded and transformed.
     fn to_storage(&self, key: &str, object: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        let prepared = if self.codec.is_raw() {
-            object.to_vec()
-        } else {
-            prepare_for_storage(object)?
-        };
-        // What kube-apiserver stores: JSON as given, or protobuf in its envelope.
-        let plain = self
-            .codec
-            .encode(&prepared)
-            .map_err(|e| StorageError::with_key(Code::InvalidObj, key, 0, &e.to_string()))?;
+        let plain = self.codec.encode_object(key, object)?;
         let stored = self
             .transformer
             .transform_to_storage(&plain, key.as_bytes())
@@ -148,48 +140,6 @@ impl Store {
             .await
     }
 
-    /// Go's `Preconditions.Check`.
-    fn check(
-        &self,
-        key: &str,
-        preconditions: Option<&Preconditions>,
-        object: &Object,
-    ) -> Result<()> {
-        let Some(p) = preconditions else {
-            return Ok(());
-        };
-        if let Some(uid) = &p.uid {
-            let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
-                StorageError::internal(format!(
-                    "can't enforce a uid precondition on {key}: not a JSON object"
-                ))
-            })?;
-            let actual = meta["metadata"]["uid"].as_str().unwrap_or("");
-            if actual != uid {
-                return Err(StorageError::with_key(
-                    Code::InvalidObj,
-                    key,
-                    0,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
-            }
-        }
-        if let Some(rv) = &p.resource_version {
-            let actual = object.resource_version.to_string();
-            if *rv != actual {
-                return Err(StorageError::with_key(
-                    Code::InvalidObj,
-                    key,
-                    0,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Deletes `key` if its ModRevision is still `rev`; otherwise returns the current value.
     async fn delete_if_unchanged(
         &self,
@@ -220,36 +170,6 @@ fn txn_revision(resp: &TxnResponse) -> i64 {
     resp.header().map_or(0, |h| h.revision())
 }
 
-/// Go's `APIObjectVersioner.ParseResourceVersion`: `""` and `"0"` mean any.
-pub(super) fn parse_resource_version(rv: &str) -> Result<i64> {
-    if rv.is_empty() {
-        return Ok(0);
-    }
-    // Go's ParseUint takes digits only: no sign, no spaces.
-    rv.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| rv.parse::<u64>().ok())
-        .flatten()
-        .and_then(|v| i64::try_from(v).ok())
-        .ok_or_else(|| {
-            StorageError::invalid_argument(format!(
-                "resourceVersion: Invalid value: {rv:?}: must be a non-negative decimal integer"
-            ))
-        })
-}
-
-/// The read must observe at least `minimum`; today's Kubernetes answers a
-/// future revision with a Timeout ("Too large resource version").
-fn validate_minimum_resource_version(minimum: i64, current: i64) -> Result<()> {
-    if minimum > current {
-        return Err(StorageError::new(
-            Code::Timeout,
-            format!("Too large resource version: {minimum}, current: {current}"),
-        ));
-    }
-    Ok(())
-}
-
 /// `Store::decode` for what has no store at hand (a running watch).
 pub(super) fn decode(
     transformer: &dyn Transformer,
@@ -261,31 +181,10 @@ pub(super) fn decode(
     let (plain, stale) = transformer
         .transform_from_storage(value, key.as_bytes())
         .map_err(|e| StorageError::corrupt(key, format!("unable to transform stored data: {e}")))?;
-    let object = decode_plain(codec, key, &plain, resource_version, stale)?;
+    let object = codec.decode_object(key, &plain, resource_version, stale)?;
     Ok(State {
         object,
         plain: plain.into_owned(),
-    })
-}
-
-/// Decodes transformed (plaintext) bytes.
-fn decode_plain(
-    codec: Codec,
-    key: &str,
-    plain: &[u8],
-    resource_version: i64,
-    stale: bool,
-) -> Result<Object> {
-    let data = codec.decode(plain, resource_version).map_err(|e| match e {
-        CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
-        CodecError::Unsupported(reason) => {
-            StorageError::with_key(Code::Unsupported, key, 0, &reason)
-        }
-    })?;
-    Ok(Object {
-        data,
-        resource_version,
-        stale,
     })
 }
 
@@ -323,10 +222,7 @@ impl Interface for Store {
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
         let key = join_key(&self.prefix, key)?;
-        if !self.codec.is_raw() {
-            check_unset_resource_version(object)
-                .map_err(|e| StorageError::with_key(e.code, &key, 0, &e.message))?;
-        }
+        self.codec.check_create(&key, object)?;
         let (plain, stored) = self.to_storage(&key, object)?;
         let lease = self.lease(ttl).await?;
         let txn = Txn::new()
@@ -347,7 +243,7 @@ impl Interface for Store {
                 return Err(StorageError::key_not_found(&key));
             };
             let state = self.decode(&key, kv.value(), kv.mod_revision())?;
-            self.check(&key, preconditions, &state.object)?;
+            check_preconditions(&key, preconditions, &state.object)?;
             match self.delete_if_unchanged(&key, kv.mod_revision()).await? {
                 Ok(()) => return Ok(state.object),
                 // Changed since we read it: check the preconditions again.
@@ -375,7 +271,7 @@ impl Interface for Store {
                 None => return Err(StorageError::key_not_found(&key)),
             };
             if let Some(state) = &state {
-                self.check(&key, preconditions, &state.object)?;
+                check_preconditions(&key, preconditions, &state.object)?;
             }
             let updated = try_update(state.as_ref().map(|s| &s.object))?;
             let (plain, stored) = self.to_storage(&key, &updated)?;
@@ -422,39 +318,5 @@ impl Interface for Store {
             .with_count_only();
         let resp = self.range(&key, options).await?;
         Ok(resp.count())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resource_versions_parse_like_go() {
-        assert_eq!(parse_resource_version("").unwrap(), 0);
-        assert_eq!(parse_resource_version("0").unwrap(), 0);
-        assert_eq!(parse_resource_version("42").unwrap(), 42);
-        for bad in [
-            "-1",
-            "abc",
-            "1.5",
-            " 1",
-            "18446744073709551616",
-            "99999999999999999999",
-        ] {
-            assert_eq!(
-                parse_resource_version(bad).unwrap_err().code,
-                Code::InvalidArgument,
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn too_large_resource_version_is_a_timeout() {
-        assert!(validate_minimum_resource_version(5, 5).is_ok());
-        let e = validate_minimum_resource_version(6, 5).unwrap_err();
-        assert_eq!(e.code, Code::Timeout);
-        assert_eq!(e.message, "Too large resource version: 6, current: 5");
     }
 }

@@ -15,7 +15,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use etcd_client::{
     Event as EtcdEvent, EventType as EtcdEventType, GetOptions, WatchOptions as EtcdWatch,
@@ -28,10 +27,7 @@ use super::store::decode;
 use crate::codec::Codec;
 use crate::storage::{Code, Object, Result, StorageError};
 use crate::value::Transformer;
-use crate::watch::{overflow_error, Event, EventSender, EventType, SendError, Watch};
-
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+use crate::watch::{queue, Backoff, Event, EventSender, EventType, Stop, Watch};
 
 /// What a watch needs from the store.
 pub(crate) struct Watcher {
@@ -39,20 +35,6 @@ pub(crate) struct Watcher {
     pub rpc: Rpc,
     pub transformer: Arc<dyn Transformer>,
     pub codec: Codec,
-}
-
-/// Why a watch stops.
-enum Stop {
-    /// The consumer dropped the watch: there is no one to tell.
-    Gone,
-    /// The consumer gets this error as the watch's last item.
-    Fail(StorageError),
-}
-
-impl From<StorageError> for Stop {
-    fn from(e: StorageError) -> Self {
-        Stop::Fail(e)
-    }
 }
 
 impl Watcher {
@@ -235,15 +217,6 @@ impl Watcher {
     }
 }
 
-/// Queues one event; `resume_from` is the revision a restart after an
-/// overflow here must start from to lose nothing.
-async fn queue(tx: &EventSender, event: Event, resume_from: i64) -> std::result::Result<(), Stop> {
-    tx.send(event).await.map_err(|e| match e {
-        SendError::Closed => Stop::Gone,
-        SendError::Overflow => Stop::Fail(overflow_error(resume_from)),
-    })
-}
-
 /// Go's `interpretWatchError` for `ErrCompacted`.
 fn expired(synced: i64, compacted: i64) -> StorageError {
     let mut e = StorageError::new(
@@ -292,23 +265,5 @@ fn reconnectable(e: &etcd_client::Error) -> bool {
                 | G::Unauthenticated
         ),
         _ => true,
-    }
-}
-
-/// Exponential backoff between reconnection attempts.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff(BACKOFF_MIN)
-    }
-
-    fn reset(&mut self) {
-        self.0 = BACKOFF_MIN;
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(BACKOFF_MAX);
     }
 }

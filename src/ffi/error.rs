@@ -29,7 +29,8 @@ pub enum storage_code {
     /// Stored bytes that cannot be transformed (decrypted) or decoded.
     STORAGE_ERR_CORRUPT_OBJ = 7,
     /// The requested revision was compacted away (Kubernetes' 410 Gone,
-    /// "resource version too old"): list again, without a continue token.
+    /// "resource version too old"): list again, without a continue token. With
+    /// etcd2, a watch from an index older than v2's 1000-event history.
     STORAGE_ERR_EXPIRED = 8,
     /// A NULL pointer, invalid UTF-8, or a malformed key or resource version.
     STORAGE_ERR_INVALID_ARGUMENT = 100,

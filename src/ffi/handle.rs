@@ -12,7 +12,7 @@ use super::boundary::{call, guard, opt_str_arg, out_arg, str_arg, Castable};
 use super::bytes::storage_bytes;
 use super::error::{storage_code, storage_error};
 use crate::config::Config;
-use crate::etcd3::HealthCheck;
+use crate::factory::HealthCheck;
 use crate::factory::{self, DestroyFunc};
 use crate::storage::{GetOptions, Interface, Result, StorageError};
 
@@ -128,7 +128,9 @@ fn parse_config(config_json: *const c_char) -> Result<Config> {
 /// `*out_storage`. Returns at once: the client connects lazily, and calls made
 /// while etcd is unreachable fail with `STORAGE_ERR_UNREACHABLE` or
 /// `STORAGE_ERR_TIMEOUT` within the configured timeouts.
-/// Free the handle with `storage_destroy`.
+/// The config's `"type"` picks the backend: `""`/`"etcd3"`, or `"etcd2"` for
+/// etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
+/// native TTLs; see the README). Free the handle with `storage_destroy`.
 #[no_mangle]
 pub extern "C" fn storage_create(
     config_json: *const c_char,

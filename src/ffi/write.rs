@@ -57,7 +57,8 @@ fn put_object(out: &mut storage_bytes, object: Object) {
 /// (`STORAGE_ERR_KEY_EXISTS` otherwise). With the `json` codec the object must
 /// not carry `metadata.resourceVersion` (`STORAGE_ERR_INVALID_OBJ`);
 /// `resourceVersion` and `selfLink` are not stored. The value is encrypted with
-/// the first configured provider. `ttl_seconds` > 0 attaches a (shared) lease.
+/// the first configured provider. `ttl_seconds` > 0 attaches a (shared) lease
+/// (etcd2: etcd's own TTL on the key, kept by later updates).
 /// Writes the stored object, with its new resourceVersion, to `*out_object`
 /// (when not NULL); free it with `storage_bytes_free`.
 #[no_mangle]
@@ -218,6 +219,8 @@ pub extern "C" fn storage_guaranteed_update(
 /// `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
 /// `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
 /// back as `continue_token` for the next page (Kubernetes' token format).
+/// The etcd2 backend does not page: it ignores `limit`, returns every object
+/// with no `continue`, and refuses a `continue_token` (`STORAGE_ERR_UNSUPPORTED`).
 /// `resource_version` as in Kubernetes (NULL/`""`: latest). A compacted revision
 /// is `STORAGE_ERR_EXPIRED`; an object that cannot be decrypted or decoded
 /// fails the list with `STORAGE_ERR_CORRUPT_OBJ` naming its key. Not available

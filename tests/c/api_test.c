@@ -223,9 +223,13 @@ static void *update_loop(void *p) {
   return NULL;
 }
 
-/* writes CONFIG: create, update, delete, list, count from C */
+/* writes CONFIG PAGES BOGUS_TOKEN_CODE: create, update, delete, list, count
+ * from C; a list of 5 with limit 2 takes PAGES pages (1 where the backend does
+ * not page: etcd2), and a bogus continue token fails with BOGUS_TOKEN_CODE. */
 static void case_writes(char **argv) {
   storage *s = must_create(argv[0]);
+  int want_pages = atoi(argv[1]);
+  storage_code bogus_code = (storage_code)atoi(argv[2]);
   storage_error *err = NULL;
   storage_bytes obj = {NULL, 0};
   const char *counter = "{\"metadata\":{\"name\":\"w\"},\"n\":0}";
@@ -302,9 +306,8 @@ static void case_writes(char **argv) {
     }
     storage_bytes_free(obj);
   } while (token[0] != '\0' && pages < 10);
-  CHECK(pages == 3 && seen == 5, "pages %d, items %d", pages, seen);
-  EXPECT_ERR(storage_list(s, "/l", NULL, 2, "bogus", &obj, &err), STORAGE_ERR_INVALID_ARGUMENT, "continue",
-             "bad token");
+  CHECK(pages == want_pages && seen == 5, "pages %d, items %d", pages, seen);
+  EXPECT_ERR(storage_list(s, "/l", NULL, 2, "bogus", &obj, &err), bogus_code, "continue", "bad token");
 
   /* NULL arguments */
   EXPECT_ERR(storage_create_object(NULL, "/k", NULL, 0, 0, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "c");
@@ -424,7 +427,8 @@ static void case_configs(char **argv) {
       {"{\"server_list\":[\"%s\"],\"quorum\":1}", STORAGE_ERR_INVALID_CONFIG, "`quorum`"},
       {"{\"server_list\":[\"%s\"],\"type\":\"zookeeper\"}", STORAGE_ERR_INVALID_CONFIG,
        "unknown storage type: zookeeper"},
-      {"{\"server_list\":[\"%s\"],\"type\":\"etcd2\"}", STORAGE_ERR_UNSUPPORTED, "etcd2"},
+      {"{\"server_list\":[\"%s\"],\"type\":\"etcd2\",\"transformer\":{\"providers\":[{\"identity\":{}}]}}",
+       STORAGE_ERR_INVALID_CONFIG, "encryption at rest is not supported"},
       {"{\"server_list\":[],\"x\":\"%s\"}", STORAGE_ERR_INVALID_CONFIG, "unknown field `x`"},
       {"{\"server_list\":[\"%s\"],\"ca_file\":\"/nonexistent/ca.pem\"}", STORAGE_ERR_INVALID_CONFIG, "ca_file"},
       {"{\"server_list\":[\"%s\"],\"ca_file\":\"/etc/hostname\"}", STORAGE_ERR_INVALID_CONFIG, "not valid PEM"},
@@ -494,6 +498,7 @@ static void case_threads(char **argv) {
 /* down CONFIG HEALTH_TIMEOUT_S REQUEST_TIMEOUT_S: etcd is not running */
 static void case_down(char **argv) {
   double health_timeout = atof(argv[1]), request_timeout = atof(argv[2]);
+  const char *health_message = argv[3];
   double t0 = now_s();
   storage *s = must_create(argv[0]);
   CHECK(now_s() - t0 < SLACK, "create took %.2fs while etcd is down", now_s() - t0);
@@ -502,8 +507,19 @@ static void case_down(char **argv) {
   t0 = now_s();
   storage_code rc = storage_health(s, &err);
   double took = now_s() - t0;
-  expect_error(rc, err, STORAGE_ERR_UNREACHABLE, "error getting data from etcd: ", "health while down");
+  expect_error(rc, err, STORAGE_ERR_UNREACHABLE, health_message, "health while down");
   CHECK(took < health_timeout + SLACK, "health took %.2fs", took);
+
+  storage_health_check *hc = NULL;
+  rc = storage_health_check_create(argv[0], &hc, &err);
+  CHECK(rc == STORAGE_OK, "check create: %s", storage_error_message(err));
+  if (rc == STORAGE_OK) {
+    t0 = now_s();
+    rc = storage_health_check_run(hc, &err);
+    expect_error(rc, err, STORAGE_ERR_UNREACHABLE, NULL, "check while down");
+    CHECK(now_s() - t0 < health_timeout + SLACK, "check took %.2fs", now_s() - t0);
+    storage_health_check_destroy(hc);
+  }
 
   storage_bytes obj = {NULL, 0};
   t0 = now_s();
@@ -727,9 +743,9 @@ int main(int argc, char **argv) {
     int nargs;
     void (*run)(char **);
   } cases[] = {
-      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 1, case_writes}, {"fork", 2, case_fork},
+      {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 3, case_writes}, {"fork", 2, case_fork},
       {"nulls", 1, case_nulls},         {"configs", 1, case_configs}, {"threads", 4, case_threads},
-      {"down", 3, case_down},           {"check_wait", 1, case_check_wait},
+      {"down", 4, case_down},           {"check_wait", 1, case_check_wait},
       {"watch", 4, case_watch},         {"watch_expired", 3, case_watch_expired},
       {"watch_destroy", 2, case_watch_destroy}, {"watch_nulls", 1, case_watch_nulls},
   };

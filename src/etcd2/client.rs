@@ -1,0 +1,584 @@
+//! The etcd v2 HTTP JSON client (the parts of Go's `coreos/etcd/client` keys
+//! and members APIs that kube-apiserver's etcd2 storage used): the config's
+//! endpoints, TLS files and timeouts, failing over between endpoints.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+use crate::config::Config;
+use crate::etcd3::{bad_pem, chain, endpoints, read_certs, read_pem, tls_enabled, tls_problem};
+use crate::storage::{Code, Result, StorageError};
+
+/// A node of etcd's v2 keyspace, as its JSON API returns it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Node {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub dir: bool,
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub modified_index: i64,
+    /// Seconds left to live, when the key has a TTL.
+    #[serde(default)]
+    pub ttl: Option<i64>,
+}
+
+/// A successful `/v2/keys` answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Response {
+    pub action: String,
+    pub node: Node,
+    #[serde(default)]
+    pub prev_node: Option<Node>,
+    /// The store's index when the request was served (`X-Etcd-Index`).
+    #[serde(skip)]
+    pub index: i64,
+}
+
+/// An error etcd answered with (`{"errorCode":100,"message":…}`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EtcdError {
+    pub error_code: i64,
+    pub message: String,
+    #[serde(default)]
+    pub cause: String,
+    #[serde(default)]
+    pub index: i64,
+}
+
+/// v2 error codes (`etcd/error/error.go`) the store interprets.
+pub(crate) const KEY_NOT_FOUND: i64 = 100;
+pub(crate) const TEST_FAILED: i64 = 101;
+pub(crate) const NODE_EXIST: i64 = 105;
+pub(crate) const EVENT_INDEX_CLEARED: i64 = 401;
+
+impl std::fmt::Display for EtcdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "etcd v2 error {}: {} ({}) [{}]",
+            self.error_code, self.message, self.cause, self.index
+        )
+    }
+}
+
+/// What a `/v2/keys` request gives: etcd's answer or its error. Transport
+/// failures are the outer `Result`.
+pub(crate) type KeysResult = std::result::Result<Response, EtcdError>;
+
+/// How long an idle connection is kept for reuse (Go's `DefaultTransport`'s).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub(crate) struct Client {
+    http: HttpClient<Connector, Full<Bytes>>,
+    endpoints: Vec<String>,
+    /// The endpoint that answered last: requests start there.
+    current: AtomicUsize,
+    authorization: Option<HeaderValue>,
+    tls: bool,
+    client_cert: bool,
+}
+
+/// How a request failed on one endpoint.
+enum Failure {
+    /// No connection could be made: another endpoint may be tried.
+    NotSent(StorageError),
+    /// The connection broke after the request was sent: it may have applied.
+    Sent(StorageError),
+    /// Every endpoint would fail the same way (TLS setup, credentials).
+    Final(StorageError),
+}
+
+impl Client {
+    pub fn new(config: &Config) -> Result<Client> {
+        let tls = tls_config(config)?;
+        let urls = endpoints(config, tls.is_some())?;
+        for url in &urls {
+            url.parse::<Uri>().map_err(|e| {
+                StorageError::invalid_config(format!(
+                    "invalid config field `server_list`: {url}: {e}"
+                ))
+            })?;
+        }
+        let authorization = match &config.password {
+            Some(password) if !config.username.is_empty() => {
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    config.username,
+                    password.expose()
+                ));
+                let mut value = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
+                    StorageError::invalid_config(
+                        "invalid config fields `username`/`password`: not valid in an HTTP header",
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            _ => None,
+        };
+        let connector = Connector {
+            tls: tls.map(TlsConnector::from),
+            dial_timeout: config.dial_timeout(),
+        };
+        let http = HttpClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+        Ok(Client {
+            http,
+            endpoints: urls
+                .into_iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
+            current: AtomicUsize::new(0),
+            authorization,
+            tls: tls_enabled(config),
+            client_cert: !config.cert_file.is_empty(),
+        })
+    }
+
+    /// A `/v2/keys` request for the full etcd `key`; `query` and `form` are
+    /// `(name, value)` pairs.
+    pub async fn keys(
+        &self,
+        method: Method,
+        key: &str,
+        query: &[(&str, String)],
+        form: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<KeysResult> {
+        let body = (!form.is_empty()).then(|| encode_pairs(form.iter().copied()));
+        let reply = self
+            .send(method, &keys_path(key, query), body, timeout, None)
+            .await?;
+        keys_result(reply.status, reply.index, &reply.body.unwrap_or_default())
+    }
+
+    /// A watch poll (`wait=true` in `query`): etcd's answer, or, when none
+    /// comes within `poll`, `Quiet` with etcd's index when the poll began.
+    pub async fn wait(
+        &self,
+        key: &str,
+        query: &[(&str, String)],
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<Waited> {
+        let reply = self
+            .send(
+                Method::GET,
+                &keys_path(key, query),
+                None,
+                poll + timeout,
+                Some(poll),
+            )
+            .await?;
+        match reply.body {
+            Some(body) => Ok(Waited::Answer(Box::new(keys_result(
+                reply.status,
+                reply.index,
+                &body,
+            )?))),
+            None => Ok(Waited::Quiet { index: reply.index }),
+        }
+    }
+
+    /// Lists the cluster's members (Go's `MembersAPI.List`).
+    pub async fn members(&self, timeout: Duration) -> Result<()> {
+        let reply = self
+            .send(Method::GET, "/v2/members", None, timeout, None)
+            .await?;
+        let body = reply.body.unwrap_or_default();
+        if !reply.status.is_success() {
+            return Err(StorageError::new(
+                Code::Unreachable,
+                format!(
+                    "etcd answered {}: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&body)
+                ),
+            ));
+        }
+        let list: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            StorageError::internal(format!("etcd sent an unreadable member list: {e}"))
+        })?;
+        if list["members"].is_array() {
+            Ok(())
+        } else {
+            Err(StorageError::internal(format!(
+                "etcd sent a member list without members: {list}"
+            )))
+        }
+    }
+
+    /// Sends one request within `timeout`, moving on to the next endpoint when
+    /// one cannot be reached (and, for reads, when the connection breaks).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        timeout: Duration,
+        poll: Option<Duration>,
+    ) -> Result<Reply> {
+        let idempotent = method == Method::GET;
+        let all = async {
+            let n = self.endpoints.len();
+            let first = self.current.load(Ordering::Relaxed);
+            let mut last = None;
+            for i in 0..n {
+                let at = (first + i) % n;
+                match self.send_to(at, &method, path, body.clone(), poll).await {
+                    Ok(answer) => {
+                        self.current.store(at, Ordering::Relaxed);
+                        return Ok(answer);
+                    }
+                    Err(Failure::NotSent(e)) => last = Some(e),
+                    Err(Failure::Sent(e)) if idempotent => last = Some(e),
+                    Err(Failure::Sent(e) | Failure::Final(e)) => return Err(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| StorageError::internal("no etcd endpoint configured")))
+        };
+        match tokio::time::timeout(timeout, all).await {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::new(
+                Code::Timeout,
+                format!("etcd request timed out after {} ms", timeout.as_millis()),
+            )),
+        }
+    }
+
+    /// One request to one endpoint. With `poll`, a body that does not come
+    /// within it is `None` (etcd sends a watch's headers at once, its body
+    /// with the event).
+    async fn send_to(
+        &self,
+        at: usize,
+        method: &Method,
+        path: &str,
+        body: Option<String>,
+        poll: Option<Duration>,
+    ) -> std::result::Result<Reply, Failure> {
+        let endpoint = &self.endpoints[at];
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(format!("{endpoint}{path}"));
+        if let Some(auth) = &self.authorization {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Failure::NotSent(StorageError::invalid_argument(e.to_string())))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            let detail = format!("{endpoint}: {}", chain(&e));
+            if let Some(problem) = tls_problem(&detail, self.client_cert).filter(|_| self.tls) {
+                return Failure::Final(StorageError::new(
+                    Code::Unreachable,
+                    format!("{problem}: {detail}"),
+                ));
+            }
+            let connect = e.is_connect();
+            let e = StorageError::new(Code::Unreachable, detail);
+            if connect {
+                Failure::NotSent(e)
+            } else {
+                Failure::Sent(e)
+            }
+        })?;
+        let status = response.status();
+        let index = response
+            .headers()
+            .get("X-Etcd-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let collect = response.into_body().collect();
+        let collected = match poll {
+            None => Some(collect.await),
+            Some(poll) => tokio::time::timeout(poll, collect).await.ok(),
+        };
+        let body = collected
+            .transpose()
+            .map_err(|e| {
+                Failure::Sent(StorageError::new(
+                    Code::Unreachable,
+                    format!("{endpoint}: {}", chain(&e)),
+                ))
+            })?
+            .map(|c| c.to_bytes());
+        if status == hyper::StatusCode::UNAUTHORIZED {
+            // etcd's v2 auth answers both with a bare 401.
+            let text = body
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            return Err(Failure::Final(StorageError::new(
+                Code::PermissionDenied,
+                format!(
+                    "etcd refused the request: wrong username or password, or the user may not \
+                     access this key ({endpoint} answered 401: {})",
+                    text.trim()
+                ),
+            )));
+        }
+        Ok(Reply {
+            status,
+            index,
+            body,
+        })
+    }
+}
+
+/// What one endpoint answered.
+struct Reply {
+    status: hyper::StatusCode,
+    /// `X-Etcd-Index`: the store's index when etcd began serving the request.
+    index: i64,
+    /// `None`: a poll whose answer did not come in time.
+    body: Option<Bytes>,
+}
+
+/// What a watch poll gives.
+pub(crate) enum Waited {
+    Answer(Box<KeysResult>),
+    /// Nothing changed under the key between the poll's `waitIndex` and `index`.
+    Quiet {
+        index: i64,
+    },
+}
+
+fn keys_path(key: &str, query: &[(&str, String)]) -> String {
+    let mut path = format!("/v2/keys{}", escape(key, true));
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&encode_pairs(query.iter().map(|(k, v)| (*k, v.as_str()))));
+    }
+    path
+}
+
+/// Reads a `/v2/keys` answer: etcd's response or its error.
+fn keys_result(status: hyper::StatusCode, index: i64, body: &[u8]) -> Result<KeysResult> {
+    if status.is_success() {
+        let mut resp: Response = serde_json::from_slice(body).map_err(|e| {
+            StorageError::internal(format!("etcd sent an unreadable v2 answer: {e}"))
+        })?;
+        resp.index = index;
+        Ok(Ok(resp))
+    } else {
+        serde_json::from_slice::<EtcdError>(body)
+            .map(Err)
+            .map_err(|_| {
+                StorageError::internal(format!(
+                    "etcd answered {status}: {}",
+                    String::from_utf8_lossy(body)
+                ))
+            })
+    }
+}
+
+/// The rustls config for the TLS files, as etcd3's client reads them.
+fn tls_config(config: &Config) -> Result<Option<Arc<ClientConfig>>> {
+    if !tls_enabled(config) {
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    if config.ca_file.is_empty() {
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A system certificate rustls cannot use is no reason to fail.
+            let _ = roots.add(cert);
+        }
+    } else {
+        for cert in CertificateDer::pem_slice_iter(&read_certs(&config.ca_file, "ca_file")?) {
+            let cert = cert.map_err(|e| bad_pem("ca_file", &config.ca_file, e))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad_pem("ca_file", &config.ca_file, e))?;
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StorageError::internal(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots);
+    let tls = if config.cert_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let pem = read_certs(&config.cert_file, "cert_file")?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad_pem("cert_file", &config.cert_file, e))?;
+        let key = PrivateKeyDer::from_pem_slice(&read_pem(&config.key_file, "key_file")?)
+            .map_err(|_| bad_pem("key_file", &config.key_file, "no private key found"))?;
+        builder.with_client_auth_cert(certs, key).map_err(|e| {
+            StorageError::invalid_config(format!(
+                "invalid config fields `cert_file`/`key_file`: {e}"
+            ))
+        })?
+    };
+    Ok(Some(Arc::new(tls)))
+}
+
+/// Percent-encodes `s` for a URL path (keeping `/`) or a form value.
+fn escape(s: &str, path: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || (path && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn encode_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    pairs
+        .map(|(k, v)| format!("{k}={}", escape(v, false)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Dials an endpoint: TCP within the dial timeout, then TLS for `https`.
+#[derive(Clone)]
+struct Connector {
+    tls: Option<TlsConnector>,
+    dial_timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<Stream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
+            let host = uri
+                .host()
+                .ok_or_else(|| invalid("endpoint has no host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let https = uri.scheme_str() == Some("https");
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let tcp =
+                tokio::time::timeout(this.dial_timeout, TcpStream::connect((host.as_str(), port)))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "dial timeout"))??;
+            tcp.set_nodelay(true)?;
+            if !https {
+                return Ok(TokioIo::new(Stream::Plain(tcp)));
+            }
+            let tls = this
+                .tls
+                .ok_or_else(|| invalid("https endpoint without TLS settings"))?;
+            let name = ServerName::try_from(host).map_err(|e| invalid(&e.to_string()))?;
+            let stream = tls.connect(name, tcp).await?;
+            Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
+        })
+    }
+}
+
+/// A connection to an endpoint, plaintext or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_are_percent_encoded() {
+        assert_eq!(
+            escape("/registry/a b/c?d#e%", true),
+            "/registry/a%20b/c%3Fd%23e%25"
+        );
+        assert_eq!(
+            encode_pairs([("value", "{\"a\":\"x&y=/\"}"), ("ttl", "2")].into_iter()),
+            "value=%7B%22a%22%3A%22x%26y%3D%2F%22%7D&ttl=2"
+        );
+    }
+}
