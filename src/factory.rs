@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Config, StorageType};
 use crate::etcd3;
+use crate::metrics::Metrics;
 use crate::storage::{Interface, Result, StorageError};
 use crate::value;
 
@@ -17,11 +18,13 @@ fn etcd2_unsupported() -> StorageError {
 
 /// Go's `factory.Create`. Must run inside the tokio runtime that will serve the store.
 pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)> {
+    crate::log::init();
     match config.storage_type()? {
         StorageType::Etcd2 => Err(etcd2_unsupported()),
         StorageType::Etcd3 => {
             let transformer = value::from_config(config.transformer.as_ref())?;
-            let pool = Arc::new(etcd3::Pool::connect(config).await?);
+            let metrics = Arc::new(Metrics::new(&transformer.provider_prefixes()));
+            let pool = Arc::new(etcd3::Pool::connect(config, metrics).await?);
             let store = etcd3::Store::new(pool.clone(), config, transformer);
             let rpc = etcd3::Rpc::new(config, config.request_timeout());
             let mut background = Vec::new();
@@ -45,10 +48,13 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
 
 /// Go's `factory.CreateHealthCheck`: returns at once; probes in the background.
 pub async fn create_health_check(config: &Config) -> Result<etcd3::HealthCheck> {
+    crate::log::init();
     match config.storage_type()? {
         StorageType::Etcd2 => Err(etcd2_unsupported()),
         StorageType::Etcd3 => {
-            let pool = Arc::new(etcd3::Pool::connect(config).await?);
+            // A health check's requests are its own, and not exposed.
+            let metrics = Arc::new(Metrics::new(&[]));
+            let pool = Arc::new(etcd3::Pool::connect(config, metrics).await?);
             Ok(etcd3::HealthCheck::start(
                 pool,
                 &config.prefix,

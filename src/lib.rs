@@ -5,6 +5,8 @@ pub mod codec;
 pub mod config;
 pub mod etcd3;
 pub mod factory;
+pub mod log;
+pub mod metrics;
 pub mod storage;
 pub mod value;
 pub mod watch;
