@@ -174,6 +174,14 @@ pub(crate) enum Failure {
     Final(StorageError),
 }
 
+impl Failure {
+    pub fn error(&self) -> &StorageError {
+        match self {
+            Failure::NotSent(e) | Failure::Connection(e) | Failure::Final(e) => e,
+        }
+    }
+}
+
 /// Runs one etcd request within `timeout`, counting its outcome on `call`;
 /// on success the call is handed back for the caller to finish (a unary
 /// request) or to follow (a stream).

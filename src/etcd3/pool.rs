@@ -279,7 +279,8 @@ impl Pool {
         match result {
             Ok(((), call)) => call.succeeded(),
             Err(failure) => {
-                tracing::warn!(endpoint = %member.url, user = %user, "logging in to etcd failed");
+                let error = &failure.error().message;
+                tracing::warn!(endpoint = %member.url, user = %user, %error, "logging in to etcd failed");
                 return Err(failure);
             }
         }
