@@ -58,7 +58,11 @@ impl Member {
             .saturating_mul(1 << failures.min(8))
             .min(MAX_DOWN);
         *down = Some((Instant::now() + pause, failures));
-        tracing::warn!(endpoint = %self.url, failures, "etcd endpoint marked down for {pause:?}");
+        if failures == 1 {
+            tracing::warn!(endpoint = %self.url, "etcd endpoint marked down for {pause:?}");
+        } else {
+            tracing::debug!(endpoint = %self.url, failures, "etcd endpoint still down; out for {pause:?}");
+        }
     }
 
     fn succeeded(&self) {
