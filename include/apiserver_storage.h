@@ -328,6 +328,27 @@ enum storage_code storage_health_check_run(const struct storage_health_check *ch
 void storage_health_check_destroy(struct storage_health_check *check);
 
 /**
+ * Writes the store's metrics to `*out_text`: a NUL-terminated string in the
+ * Prometheus text exposition format (version 0.0.4), ready to serve on a
+ * `/metrics` endpoint. It holds go-grpc-prometheus' client metrics for the
+ * etcd RPCs (`grpc_client_started_total`, `grpc_client_handled_total`,
+ * `grpc_client_msg_received_total`, `grpc_client_msg_sent_total`,
+ * `grpc_client_handling_seconds`), kube-apiserver's
+ * `apiserver_storage_transformation_operations_total`, and the library's
+ * own counters (see the README). Counts are the handle's own: two handles
+ * never share them. Cheap enough to call on every scrape.
+ * Free the text with `storage_string_free`.
+ */
+enum storage_code storage_metrics(const struct storage *s,
+                                  char **out_text,
+                                  struct storage_error **out_error);
+
+/**
+ * Frees a string the library returned (`storage_metrics`). NULL is a no-op.
+ */
+void storage_string_free(char *text);
+
+/**
  * Starts watching `key` (joined onto the prefix as `storage_get` does; with
  * `recursive`, every key under `key + "/"`) and writes the watch to `*out_watch`.
  *

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, StorageType};
+use crate::metrics::Metrics;
 use crate::storage::{Interface, Result, StorageError};
 use crate::{etcd2, etcd3, value};
 
@@ -25,6 +26,7 @@ fn etcd2_client(config: &Config) -> Result<Arc<etcd2::Client>> {
 
 /// Go's `factory.Create`. Must run inside the tokio runtime that will serve the store.
 pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)> {
+    crate::log::init();
     match config.storage_type()? {
         StorageType::Etcd2 => {
             let client = etcd2_client(config)?;
@@ -36,7 +38,8 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
         }
         StorageType::Etcd3 => {
             let transformer = value::from_config(config.transformer.as_ref())?;
-            let pool = Arc::new(etcd3::Pool::connect(config).await?);
+            let metrics = Arc::new(Metrics::new(&transformer.provider_prefixes()));
+            let pool = Arc::new(etcd3::Pool::connect(config, metrics).await?);
             let store = etcd3::Store::new(pool.clone(), config, transformer);
             let rpc = etcd3::Rpc::new(config, config.request_timeout());
             let mut background = Vec::new();
@@ -75,13 +78,16 @@ impl HealthCheck {
 
 /// Go's `factory.CreateHealthCheck`: returns at once; etcd3 probes in the background.
 pub async fn create_health_check(config: &Config) -> Result<HealthCheck> {
+    crate::log::init();
     match config.storage_type()? {
         StorageType::Etcd2 => Ok(HealthCheck::Etcd2(etcd2::HealthCheck::new(
             etcd2_client(config)?,
             config.health_timeout(),
         ))),
         StorageType::Etcd3 => {
-            let pool = Arc::new(etcd3::Pool::connect(config).await?);
+            // A health check's requests are its own, and not exposed.
+            let metrics = Arc::new(Metrics::new(&[]));
+            let pool = Arc::new(etcd3::Pool::connect(config, metrics).await?);
             Ok(HealthCheck::Etcd3(etcd3::HealthCheck::start(
                 pool,
                 &config.prefix,

@@ -6,6 +6,8 @@ pub mod config;
 pub mod etcd2;
 pub mod etcd3;
 pub mod factory;
+pub mod log;
+pub mod metrics;
 pub mod storage;
 pub mod value;
 pub mod watch;

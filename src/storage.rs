@@ -251,6 +251,12 @@ pub trait Interface: Send + Sync {
 
     /// Counts the objects under `key` (as a directory).
     async fn count(&self, key: &str) -> Result<i64>;
+
+    /// The store's metrics in the Prometheus text format (see `crate::metrics`);
+    /// empty for a backend that keeps none.
+    fn metrics_text(&self) -> String {
+        String::new()
+    }
 }
 
 /// Go's `path.Join(prefix, key)` with the prefix itself `path.Join("/", prefix)`,

@@ -263,3 +263,86 @@ fn cxx_wrapper_against_etcd() {
     assert_success("cxx_test", &output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("all checks passed"));
 }
+
+#[test]
+fn metrics_count_real_calls_from_c() {
+    let etcd = Etcd::start();
+    etcd.put("/registry/configmaps/default/cm1", CM.as_bytes());
+    let config = etcd.config(r#""prefix":"/registry","request_timeout_ms":10000"#);
+    // A stopped etcd: nothing listens on its port.
+    let down = format!(
+        r#"{{"server_list":["http://127.0.0.1:{}"],"request_timeout_ms":1500,"dial_timeout_ms":500}}"#,
+        free_port()
+    );
+    run(
+        "metrics",
+        &[&config, "/configmaps/default/cm1", "9", "4", &down],
+    );
+}
+
+const ROOT_PASSWORD: &str = "pw-4b1d-never-logged";
+const AES_KEY: &str = "dwhZ/08myNrj5qqgb2WFNsPdHF5GCp/2rQY7cmtIG5A=";
+const CIPHERTEXT_MARKER: &str = "CIPHERTEXT-NEVER-LOGGED";
+
+/// The `logs` case against an etcd with authentication on, through an
+/// encrypted config whose first endpoint is down; returns its stderr.
+fn logs_of(log_env: Option<&str>) -> String {
+    let etcd = Etcd::start();
+    let forged = format!("k8s:enc:aesgcm:v1:key1:{CIPHERTEXT_MARKER}");
+    etcd.put("/registry/secrets/default/forged", forged.as_bytes());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = etcd_client::Client::connect(etcd.endpoints(), None)
+            .await
+            .unwrap();
+        c.role_add("root").await.unwrap();
+        c.user_add("root", ROOT_PASSWORD, None).await.unwrap();
+        c.user_grant_role("root", "root").await.unwrap();
+        c.auth_enable().await.unwrap();
+    });
+    let endpoints =
+        serde_json::json!([format!("http://127.0.0.1:{}", free_port()), etcd.endpoint()]);
+    let config = format!(
+        r#"{{"server_list":{endpoints},"prefix":"/registry","username":"root","password":"{ROOT_PASSWORD}","request_timeout_ms":10000,"dial_timeout_ms":1000,
+            "transformer":{{"providers":[{{"aesgcm":{{"keys":[{{"name":"key1","secret":"{AES_KEY}"}}]}}}}]}}}}"#
+    );
+    let mut cmd = c_command(api_test());
+    cmd.args(["logs", &config, "/secrets/default/forged"]);
+    match log_env {
+        Some(v) => cmd.env("APISERVER_STORAGE_LOG", v),
+        None => cmd.env_remove("APISERVER_STORAGE_LOG"),
+    };
+    let output = cmd.output().unwrap();
+    assert_no_valgrind_errors(&output);
+    assert_success("logs", &output);
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn logs_go_to_stderr_when_asked_and_keep_secrets_out() {
+    let logs = logs_of(Some("debug"));
+    for event in [
+        "etcd endpoint marked down",
+        "retrying the etcd request",
+        "logged in to etcd",
+        "user=root",
+        "unable to transform stored data",
+        "/registry/secrets/default/forged",
+    ] {
+        assert!(logs.contains(event), "no {event:?} in the logs:\n{logs}");
+    }
+    for secret in [ROOT_PASSWORD, AES_KEY, CIPHERTEXT_MARKER] {
+        assert!(
+            !logs.contains(secret),
+            "{secret:?} leaked into the logs:\n{logs}"
+        );
+    }
+    // A filter naming a target keeps the others out.
+    let logs = logs_of(Some("apiserver_storage::etcd3::store=warn"));
+    assert!(logs.contains("unable to transform stored data"), "{logs}");
+    assert!(!logs.contains("logged in to etcd"), "{logs}");
+}
+
+#[test]
+fn without_the_variable_nothing_is_logged() {
+    assert_eq!(logs_of(None), "");
+}

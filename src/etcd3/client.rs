@@ -9,6 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Config;
+use crate::metrics::Call;
 use crate::storage::{Code, Result, StorageError};
 
 /// Makes one client per endpoint, each over its own lazily connected channel:
@@ -173,18 +174,47 @@ pub(crate) enum Failure {
     Final(StorageError),
 }
 
-/// Runs one etcd request within `timeout`.
-pub(crate) async fn attempt<T>(
+impl Failure {
+    pub fn error(&self) -> &StorageError {
+        match self {
+            Failure::NotSent(e) | Failure::Connection(e) | Failure::Final(e) => e,
+        }
+    }
+}
+
+/// Runs one etcd request within `timeout`, counting its outcome on `call`;
+/// on success the call is handed back for the caller to finish (a unary
+/// request) or to follow (a stream).
+pub(crate) async fn attempt<'m, T>(
     rpc: Rpc,
     timeout: Duration,
+    call: Call<'m>,
     request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
-) -> std::result::Result<T, Failure> {
+) -> std::result::Result<(T, Call<'m>), Failure> {
     match tokio::time::timeout(timeout, request).await {
-        Ok(result) => result.map_err(|e| classify(e, rpc)),
-        Err(_) => Err(Failure::Connection(StorageError::new(
-            Code::Timeout,
-            format!("etcd request timed out after {} ms", timeout.as_millis()),
-        ))),
+        Ok(Ok(value)) => Ok((value, call)),
+        Ok(Err(e)) => {
+            call.finish(grpc_code(&e));
+            Err(classify(e, rpc))
+        }
+        Err(_) => {
+            call.finish(tonic::Code::DeadlineExceeded);
+            Err(Failure::Connection(StorageError::new(
+                Code::Timeout,
+                format!("etcd request timed out after {} ms", timeout.as_millis()),
+            )))
+        }
+    }
+}
+
+/// The gRPC code a failed request ended with, as grpc-go would report it:
+/// a connection that failed below gRPC is `Unavailable`.
+pub(crate) fn grpc_code(e: &etcd_client::Error) -> tonic::Code {
+    use etcd_client::Error as E;
+    match e {
+        E::GRpcStatus(s) => s.code(),
+        E::TransportError(_) | E::IoError(_) => tonic::Code::Unavailable,
+        _ => tonic::Code::Unknown,
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::client::Rpc;
 use super::pool::Pool;
+use crate::metrics::Method;
 use crate::storage::Result;
 
 const COMPACT_REV_KEY: &str = "compact_rev_key";
@@ -23,7 +24,7 @@ async fn compact(pool: &Pool, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64
         .and_then([TxnOp::put(COMPACT_REV_KEY, rev.to_string(), None)])
         .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
     let resp = pool
-        .write(rpc, |c| {
+        .write(rpc, Method::Txn, |c| {
             let txn = txn.clone();
             async move { c.kv_client().txn(txn).await }
         })
@@ -38,11 +39,11 @@ async fn compact(pool: &Pool, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64
     }
     let now = resp.header().map_or(0, |h| h.revision());
     if rev != 0 {
-        pool.write(
-            rpc,
-            |c| async move { c.kv_client().compact(rev, None).await },
-        )
+        pool.write(rpc, Method::Compact, |c| async move {
+            c.kv_client().compact(rev, None).await
+        })
         .await?;
+        tracing::info!("compacted etcd's history up to revision {rev}");
     }
     Ok((time + 1, now))
 }
@@ -54,8 +55,9 @@ pub(crate) fn start(pool: Arc<Pool>, interval: Duration, rpc: Rpc) -> JoinHandle
         loop {
             tokio::time::sleep(interval).await;
             // A failed round keeps the clock; the next one retries.
-            if let Ok((t, r)) = compact(&pool, rpc, time, rev).await {
-                (time, rev) = (t, r);
+            match compact(&pool, rpc, time, rev).await {
+                Ok((t, r)) => (time, rev) = (t, r),
+                Err(e) => tracing::warn!(error = %e.message, "compaction round failed"),
             }
         }
     })

@@ -7,13 +7,14 @@ use tokio::task::JoinHandle;
 
 use super::client::Rpc;
 use super::pool::Pool;
+use crate::metrics::Method;
 use crate::storage::{clean_path, Code, Result, StorageError};
 
 /// Today's Kubernetes check: a Get of `path.Join("/", prefix, "health")`
 /// bounded by the health timeout.
 pub(crate) async fn health_get(pool: &Pool, prefix: &str, rpc: Rpc) -> Result<()> {
     let key = clean_path(&format!("/{prefix}/health"));
-    pool.read(rpc, |c| {
+    pool.read(rpc, Method::Range, |c| {
         let key = key.clone();
         async move { c.kv_client().get(key, None).await }
     })

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use super::client::Rpc;
 use super::pool::Pool;
+use crate::metrics::Method;
 use crate::storage::Result;
 
 /// Reuse a lease for at most this long past the requested TTL...
@@ -60,7 +61,7 @@ impl LeaseManager {
         let granted = ttl + reuse;
         let resp = self
             .pool
-            .write(self.rpc, |c| async move {
+            .write(self.rpc, Method::LeaseGrant, |c| async move {
                 c.lease_client().grant(granted, None).await
             })
             .await?;

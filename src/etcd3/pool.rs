@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::client::{attempt, Dialer, Failure, Rpc};
 use crate::config::Config;
+use crate::metrics::{Call, Method, Metrics};
 use crate::storage::{Result, StorageError};
 use crate::value::config::Secret;
 
@@ -57,12 +58,18 @@ impl Member {
             .saturating_mul(1 << failures.min(8))
             .min(MAX_DOWN);
         *down = Some((Instant::now() + pause, failures));
+        if failures == 1 {
+            tracing::warn!(endpoint = %self.url, "etcd endpoint marked down for {pause:?}");
+        } else {
+            tracing::debug!(endpoint = %self.url, failures, "etcd endpoint still down; out for {pause:?}");
+        }
     }
 
     fn succeeded(&self) {
         let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
         if down.is_some() {
             *down = None;
+            tracing::info!(endpoint = %self.url, "etcd endpoint is up again");
         }
     }
 }
@@ -73,10 +80,12 @@ pub(crate) struct Pool {
     next: AtomicUsize,
     credentials: Option<(String, Secret)>,
     dialer: Dialer,
+    metrics: Arc<Metrics>,
 }
 
 impl Pool {
-    pub async fn connect(config: &Config) -> Result<Pool> {
+    /// Connects lazily; counts requests in `metrics`.
+    pub async fn connect(config: &Config, metrics: Arc<Metrics>) -> Result<Pool> {
         let (dialer, urls) = Dialer::new(config)?;
         let mut members = Vec::new();
         for url in urls {
@@ -91,7 +100,12 @@ impl Pool {
             next: AtomicUsize::new(0),
             credentials,
             dialer,
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn members(&self) -> Arc<Vec<Arc<Member>>> {
@@ -125,10 +139,9 @@ impl Pool {
     /// as the member list gives them. Members that stay keep their state.
     pub async fn sync(&self, rpc: Rpc) -> Result<()> {
         let resp = self
-            .read(
-                rpc,
-                |c| async move { c.cluster_client().member_list().await },
-            )
+            .read(rpc, Method::MemberList, |c| async move {
+                c.cluster_client().member_list().await
+            })
             .await?;
         let mut urls: Vec<String> = resp
             .members()
@@ -148,35 +161,62 @@ impl Pool {
                 None => next.push(Arc::new(Member::new(self.dialer.client(&url).await?, url))),
             }
         }
+        let changed = next.len() != current.len()
+            || next.iter().zip(current.iter()).any(|(a, b)| a.url != b.url);
+        if changed {
+            let urls: Vec<&str> = next.iter().map(|m| m.url.as_str()).collect();
+            tracing::info!(endpoints = ?urls, "etcd endpoints synced from the member list");
+        }
         *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         Ok(())
     }
 
     /// Runs an idempotent request (a read), moving to another endpoint after a
     /// connection failure, with backoff, until the deadline.
-    pub async fn read<T, F, Fut>(&self, rpc: Rpc, op: F) -> Result<T>
+    pub async fn read<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<T>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        self.run(rpc, true, op).await
+        let (value, call) = self.run(rpc, method, true, op).await?;
+        call.succeeded();
+        Ok(value)
+    }
+
+    /// Opens a stream as `read` runs a request; the returned call counts its
+    /// messages and its end.
+    pub async fn stream<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<(T, Call<'_>)>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.run(rpc, method, true, op).await
     }
 
     /// Runs a request that must not be applied twice: it is retried only when
     /// it provably never reached etcd; otherwise the error says the outcome is unknown.
-    pub async fn write<T, F, Fut>(&self, rpc: Rpc, op: F) -> Result<T>
+    pub async fn write<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<T>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        self.run(rpc, false, op).await
+        let (value, call) = self.run(rpc, method, false, op).await?;
+        call.succeeded();
+        Ok(value)
     }
 
-    async fn run<T, F, Fut>(&self, rpc: Rpc, idempotent: bool, op: F) -> Result<T>
+    async fn run<T, F, Fut>(
+        &self,
+        rpc: Rpc,
+        method: Method,
+        idempotent: bool,
+        op: F,
+    ) -> Result<(T, Call<'_>)>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
+        let metrics = self.metrics.rpc(method);
         let deadline = Instant::now() + rpc.timeout;
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -190,7 +230,7 @@ impl Pool {
                 remaining
             };
             let result = match self.login(member, rpc, budget).await {
-                Ok(()) => attempt(rpc, budget, op(member.client.clone())).await,
+                Ok(()) => attempt(rpc, budget, metrics.start(), op(member.client.clone())).await,
                 Err(failure) => Err(failure),
             };
             let error = match result {
@@ -214,6 +254,8 @@ impl Pool {
                     member.url
                 )));
             }
+            metrics.retried();
+            tracing::debug!(endpoint = %member.url, ?method, error = %error.message, "retrying the etcd request in {backoff:?}");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -236,7 +278,17 @@ impl Pool {
         }
         let mut client = member.client.clone();
         let creds = Some((user.clone(), password.expose().to_owned()));
-        attempt(rpc, budget, client.update_user(creds)).await?;
+        let call = self.metrics.rpc(Method::Authenticate).start();
+        let result = attempt(rpc, budget, call, client.update_user(creds)).await;
+        match result {
+            Ok(((), call)) => call.succeeded(),
+            Err(failure) => {
+                let error = &failure.error().message;
+                tracing::warn!(endpoint = %member.url, user = %user, %error, "logging in to etcd failed");
+                return Err(failure);
+            }
+        }
+        tracing::info!(endpoint = %member.url, user = %user, "logged in to etcd");
         member.authenticated.store(true, Ordering::Release);
         Ok(())
     }

@@ -17,6 +17,7 @@ use super::watcher::Watcher;
 use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_version};
 use crate::codec::Codec;
 use crate::config::Config;
+use crate::metrics::{Method, Metrics};
 use crate::storage::{
     check_preconditions, join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object,
     Preconditions, Result, StorageError, TryUpdate,
@@ -70,7 +71,14 @@ impl Store {
 
     /// Decrypts and decodes one stored value of `key`.
     pub(super) fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<State> {
-        decode(&*self.transformer, self.codec, key, value, resource_version)
+        decode(
+            &*self.transformer,
+            self.pool.metrics(),
+            self.codec,
+            key,
+            value,
+            resource_version,
+        )
     }
 
     /// Decodes transformed (plaintext) bytes.
@@ -95,10 +103,12 @@ impl Store {
         let plain = self.codec.encode_object(key, object)?;
         let stored = self
             .transformer
-            .transform_to_storage(&plain, key.as_bytes())
-            .map_err(|e| {
-                StorageError::internal(format!("unable to transform data for {key}: {e}"))
-            })?;
+            .transform_to_storage(&plain, key.as_bytes());
+        self.pool.metrics().transformed_to_storage(stored.is_ok());
+        let stored = stored.map_err(|e| {
+            tracing::warn!(key, error = %e, "unable to transform data for storage");
+            StorageError::internal(format!("unable to transform data for {key}: {e}"))
+        })?;
         Ok((plain, stored))
     }
 
@@ -123,7 +133,7 @@ impl Store {
     /// A read of `key` (and, with `options`, a range from it), retried across endpoints.
     pub(super) async fn range(&self, key: &str, options: EtcdGetOptions) -> Result<GetResponse> {
         self.pool
-            .read(self.rpc, |c| {
+            .read(self.rpc, Method::Range, |c| {
                 let (key, options) = (key.to_owned(), options.clone());
                 async move { c.kv_client().get(key, Some(options)).await }
             })
@@ -133,7 +143,7 @@ impl Store {
     /// Runs a transaction: a write, retried only if it never reached etcd.
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         self.pool
-            .write(self.rpc, |c| {
+            .write(self.rpc, Method::Txn, |c| {
                 let txn = txn.clone();
                 async move { c.kv_client().txn(txn).await }
             })
@@ -173,14 +183,20 @@ fn txn_revision(resp: &TxnResponse) -> i64 {
 /// `Store::decode` for what has no store at hand (a running watch).
 pub(super) fn decode(
     transformer: &dyn Transformer,
+    metrics: &Metrics,
     codec: Codec,
     key: &str,
     value: &[u8],
     resource_version: i64,
 ) -> Result<State> {
     let (plain, stale) = transformer
-        .transform_from_storage(value, key.as_bytes())
-        .map_err(|e| StorageError::corrupt(key, format!("unable to transform stored data: {e}")))?;
+        .transform_from_storage_observed(value, key.as_bytes(), &mut |provider, outcome| {
+            metrics.transformed_from_storage(provider, outcome)
+        })
+        .map_err(|e| {
+            tracing::warn!(key, error = %e, "unable to transform stored data");
+            StorageError::corrupt(key, format!("unable to transform stored data: {e}"))
+        })?;
     let object = codec.decode_object(key, &plain, resource_version, stale)?;
     Ok(State {
         object,
@@ -318,5 +334,9 @@ impl Interface for Store {
             .with_count_only();
         let resp = self.range(&key, options).await?;
         Ok(resp.count())
+    }
+
+    fn metrics_text(&self) -> String {
+        self.pool.metrics().encode()
     }
 }

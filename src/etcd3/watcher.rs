@@ -21,10 +21,11 @@ use etcd_client::{
     WatchResponse,
 };
 
-use super::client::Rpc;
+use super::client::{grpc_code, Rpc};
 use super::pool::Pool;
 use super::store::decode;
 use crate::codec::Codec;
+use crate::metrics::Method;
 use crate::storage::{Code, Object, Result, StorageError};
 use crate::value::Transformer;
 use crate::watch::{queue, Backoff, Event, EventSender, EventType, Stop, Watch};
@@ -80,7 +81,7 @@ impl Watcher {
             GetOptions::new()
         };
         let resp = retry(backoff, || {
-            self.pool.read(self.rpc, |c| {
+            self.pool.read(self.rpc, Method::Range, |c| {
                 let options = options.clone();
                 async move { c.kv_client().get(key, Some(options)).await }
             })
@@ -111,6 +112,7 @@ impl Watcher {
         tx: &EventSender,
         backoff: &mut Backoff,
     ) -> Stop {
+        let mut resumed = false;
         loop {
             let mut options = EtcdWatch::new()
                 .with_start_revision(synced + 1)
@@ -119,33 +121,51 @@ impl Watcher {
                 options = options.with_prefix();
             }
             let stream = retry(backoff, || {
-                self.pool.read(self.rpc, |c| {
+                self.pool.stream(self.rpc, Method::Watch, |c| {
                     let options = options.clone();
                     async move { c.watch_client().watch(key, Some(options)).await }
                 })
             })
             .await;
-            let mut stream = match stream {
+            let (mut stream, call) = match stream {
                 Ok(stream) => stream,
                 Err(stop) => return stop,
             };
+            if resumed {
+                self.pool.metrics().watch_resumed();
+                tracing::info!(key, revision = synced + 1, "etcd watch resumed");
+            }
             loop {
                 match stream.message().await {
                     Ok(Some(resp)) => {
+                        call.received();
                         backoff.reset();
                         if let Err(stop) = self.deliver(&resp, &mut synced, tx).await {
                             return stop;
                         }
                     }
-                    Err(e) if !reconnectable(&e) => {
-                        return Stop::Fail(StorageError::internal(format!(
-                            "the etcd watch stream failed: {e}"
-                        )))
+                    Ok(None) => {
+                        call.finish(tonic::Code::Ok);
+                        break;
                     }
-                    // The stream broke: the next one starts after the last delivered revision.
-                    Ok(None) | Err(_) => break,
+                    Err(e) => {
+                        call.finish(grpc_code(&e));
+                        if !reconnectable(&e) {
+                            return Stop::Fail(StorageError::internal(format!(
+                                "the etcd watch stream failed: {e}"
+                            )));
+                        }
+                        break;
+                    }
                 }
             }
+            // The stream broke: the next one starts after the last delivered revision.
+            resumed = true;
+            tracing::info!(
+                key,
+                revision = synced + 1,
+                "the etcd watch stream broke; resuming"
+            );
             backoff.wait().await;
         }
     }
@@ -213,7 +233,15 @@ impl Watcher {
     }
 
     fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<Object> {
-        decode(&*self.transformer, self.codec, key, value, resource_version).map(|s| s.object)
+        decode(
+            &*self.transformer,
+            self.pool.metrics(),
+            self.codec,
+            key,
+            value,
+            resource_version,
+        )
+        .map(|s| s.object)
     }
 }
 

@@ -7,6 +7,7 @@ mod boundary;
 mod bytes;
 mod error;
 mod handle;
+mod metrics;
 mod watch;
 mod write;
 

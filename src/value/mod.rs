@@ -57,6 +57,32 @@ pub trait Transformer: Send + Sync {
         data: &[u8],
         authenticated_data: &[u8],
     ) -> Result<Vec<u8>, TransformError>;
+
+    /// The prefixes of the providers this transformer chooses between, in
+    /// order (the first writes): kube-apiserver's `transformer_prefix` metric
+    /// label. Empty for a transformer that is not a provider list.
+    fn provider_prefixes(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
+    /// `transform_from_storage`, telling `observe` what each provider that
+    /// tried the value made of it (by its index in `provider_prefixes`), or
+    /// that no provider's prefix matched (`None`), as Go's `RecordTransformation`.
+    fn transform_from_storage_observed<'a>(
+        &self,
+        data: &'a [u8],
+        authenticated_data: &[u8],
+        _observe: &mut dyn FnMut(Option<usize>, Outcome),
+    ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
+        self.transform_from_storage(data, authenticated_data)
+    }
+}
+
+/// What one provider made of a stored value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Read { stale: bool },
+    Failed,
 }
 
 /// The transformer a store uses when its config names none.

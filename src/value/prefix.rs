@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::{TransformError, Transformer};
+use super::{Outcome, TransformError, Transformer};
 
 /// A transformer and the prefix its values are stored under.
 #[derive(Clone)]
@@ -29,16 +29,29 @@ impl PrefixTransformers {
 }
 
 impl Transformer for PrefixTransformers {
+    fn transform_from_storage<'a>(
+        &self,
+        data: &'a [u8],
+        authenticated_data: &[u8],
+    ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
+        self.transform_from_storage_observed(data, authenticated_data, &mut |_, _| {})
+    }
+
+    fn provider_prefixes(&self) -> Vec<Vec<u8>> {
+        self.transformers.iter().map(|t| t.prefix.clone()).collect()
+    }
+
     /// Tries, in order, every transformer whose prefix the value starts with.
     /// A failure does not end the search: two providers of one type may reuse
     /// a key name (one being rotated in, the other out), sharing a prefix. An
     /// identity transformer's failure is not reported at all: it only means
     /// the value is encrypted and a later provider should read it. A value not
     /// read by the first transformer is stale.
-    fn transform_from_storage<'a>(
+    fn transform_from_storage_observed<'a>(
         &self,
         data: &'a [u8],
         authenticated_data: &[u8],
+        observe: &mut dyn FnMut(Option<usize>, Outcome),
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         let mut errors: Vec<String> = Vec::new();
         for (i, t) in self.transformers.iter().enumerate() {
@@ -49,11 +62,22 @@ impl Transformer for PrefixTransformers {
                 .transformer
                 .transform_from_storage(rest, authenticated_data)
             {
-                Ok((out, stale)) => return Ok((out, stale || i != 0)),
+                Ok((out, stale)) => {
+                    let stale = stale || i != 0;
+                    observe(Some(i), Outcome::Read { stale });
+                    return Ok((out, stale));
+                }
                 Err(_) if t.prefix.is_empty() => {}
-                Err(e) if !errors.contains(&e.0) => errors.push(e.0),
-                Err(_) => {}
+                Err(e) => {
+                    observe(Some(i), Outcome::Failed);
+                    if !errors.contains(&e.0) {
+                        errors.push(e.0);
+                    }
+                }
             }
+        }
+        if errors.is_empty() {
+            observe(None, Outcome::Failed);
         }
         Err(TransformError(match errors.len() {
             0 => "no matching prefix found".to_owned(),

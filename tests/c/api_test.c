@@ -733,6 +733,120 @@ static void case_watch_nulls(char **argv) {
   storage_destroy(s);
 }
 
+/* The value of the sample `series` (name and labels exactly as written) in a
+ * scrape; -1 when absent. */
+static double sample(const char *text, const char *series) {
+  size_t n = strlen(series);
+  for (const char *line = text; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+    if (strncmp(line, series, n) == 0 && line[n] == ' ') return atof(line + n + 1);
+  }
+  return -1;
+}
+
+/* The sum of every sample of metric `name` whose labels contain `labels`. */
+static double sum_samples(const char *text, const char *name, const char *labels) {
+  double sum = 0;
+  size_t n = strlen(name);
+  for (const char *line = text; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char buf[512];
+    if (len >= sizeof buf || strncmp(line, name, n) != 0 || line[n] != '{') continue;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    char *space = strrchr(buf, ' ');
+    if (space != NULL && strstr(buf, labels) != NULL) sum += atof(space + 1);
+  }
+  return sum;
+}
+
+static char *must_scrape(storage *s) {
+  char *text = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_metrics(s, &text, &err);
+  if (rc != STORAGE_OK) {
+    fprintf(stderr, "storage_metrics: %d %s\n", rc, storage_error_message(err));
+    exit(2);
+  }
+  return text;
+}
+
+#define RANGE "grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\""
+
+/* metrics CONFIG KEY N M DOWN_CONFIG: N reads of KEY, M of missing keys, then
+ * one read through a handle whose etcd is stopped; scraped and checked. */
+static void case_metrics(char **argv) {
+  const char *config = argv[0], *key = argv[1], *down_config = argv[4];
+  int n = atoi(argv[2]), m = atoi(argv[3]);
+  storage *s = must_create(config);
+  storage_error *err = NULL;
+  for (int i = 0; i < n; i++) {
+    storage_bytes obj = {NULL, 0};
+    CHECK(storage_get(s, key, NULL, false, &obj, &err) == STORAGE_OK, "get %s", storage_error_message(err));
+    storage_bytes_free(obj);
+  }
+  for (int i = 0; i < m; i++) {
+    char missing[64];
+    snprintf(missing, sizeof missing, "/missing/%d", i);
+    storage_bytes obj = {NULL, 0};
+    EXPECT_ERR(storage_get(s, missing, NULL, false, &obj, &err), STORAGE_ERR_KEY_NOT_FOUND, "missing", "get missing");
+  }
+  char *text = must_scrape(s);
+  double calls = n + m;
+  CHECK(sample(text, "grpc_client_started_total{" RANGE "}") == calls, "started:\n%s", text);
+  CHECK(sample(text, "grpc_client_handled_total{grpc_code=\"OK\"," RANGE "}") == calls, "handled OK");
+  CHECK(sum_samples(text, "grpc_client_handled_total", RANGE) == calls, "handled, all codes");
+  CHECK(sample(text, "grpc_client_msg_sent_total{" RANGE "}") == calls, "sent");
+  CHECK(sample(text, "grpc_client_msg_received_total{" RANGE "}") == calls, "received");
+  CHECK(sample(text, "grpc_client_handling_seconds_count{" RANGE "}") == calls, "histogram count");
+  CHECK(sample(text, "grpc_client_handling_seconds_bucket{" RANGE ",le=\"10\"}") == calls, "10s bucket");
+  CHECK(strstr(text, "# TYPE grpc_client_handling_seconds histogram\n") != NULL, "histogram type");
+  CHECK(strstr(text, "# TYPE grpc_client_started_total counter\n") != NULL, "counter type");
+  storage_string_free(text);
+
+  storage *down = must_create(down_config);
+  storage_bytes obj = {NULL, 0};
+  storage_code rc = storage_get(down, key, NULL, false, &obj, &err);
+  CHECK(rc == STORAGE_ERR_UNREACHABLE || rc == STORAGE_ERR_TIMEOUT, "get while down: %d", rc);
+  storage_error_free(err);
+  err = NULL;
+  text = must_scrape(down);
+  double started = sample(text, "grpc_client_started_total{" RANGE "}");
+  double unavailable = sum_samples(text, "grpc_client_handled_total", "grpc_code=\"Unavailable\"," RANGE);
+  double deadline = sum_samples(text, "grpc_client_handled_total", "grpc_code=\"DeadlineExceeded\"," RANGE);
+  CHECK(started >= 1, "started while down:\n%s", text);
+  CHECK(unavailable + deadline == started, "failed calls: %g + %g of %g:\n%s", unavailable, deadline, started, text);
+  CHECK(sum_samples(text, "grpc_client_handled_total", RANGE) == started, "handled while down");
+  CHECK(sample(text, "grpc_client_handling_seconds_count{" RANGE "}") == started, "histogram while down");
+  CHECK(sample(text, "grpc_client_msg_received_total{" RANGE "}") == 0, "received while down");
+  storage_string_free(text);
+  storage_destroy(down);
+
+  /* The other handle's failures are not counted here. */
+  text = must_scrape(s);
+  CHECK(sample(text, "grpc_client_started_total{" RANGE "}") == calls, "counts mixed across handles");
+  storage_string_free(text);
+
+  char *unwritten = (char *)"untouched";
+  EXPECT_ERR(storage_metrics(NULL, &unwritten, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "metrics NULL handle");
+  CHECK(strcmp(unwritten, "untouched") == 0, "out_text written on failure");
+  EXPECT_ERR(storage_metrics(s, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_text", "metrics NULL out");
+  storage_string_free(NULL);
+  storage_destroy(s);
+}
+
+/* logs CONFIG KEY: one read and one write through a handle, for the driver to
+ * check what the library logs on stderr. */
+static void case_logs(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_error *err = NULL;
+  storage_bytes obj = {NULL, 0};
+  storage_code rc = storage_get(s, argv[1], NULL, false, &obj, &err);
+  CHECK(rc == STORAGE_ERR_CORRUPT_OBJ, "get of a forged value: %d %s", rc, storage_error_message(err));
+  storage_error_free(err);
+  storage_destroy(s);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: api_test CASE ARGS...\n");
@@ -748,6 +862,7 @@ int main(int argc, char **argv) {
       {"down", 4, case_down},           {"check_wait", 1, case_check_wait},
       {"watch", 4, case_watch},         {"watch_expired", 3, case_watch_expired},
       {"watch_destroy", 2, case_watch_destroy}, {"watch_nulls", 1, case_watch_nulls},
+      {"metrics", 5, case_metrics},     {"logs", 2, case_logs},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     if (strcmp(argv[1], cases[i].name) == 0) {
