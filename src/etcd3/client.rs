@@ -208,10 +208,16 @@ pub(crate) async fn attempt<'m, T>(
 }
 
 /// The gRPC code a failed request ended with, as grpc-go would report it:
-/// a connection that failed below gRPC is `Unavailable`.
+/// a connection that failed below gRPC is `Unavailable` (tonic may call it
+/// `Unknown` with the transport error as its source).
 pub(crate) fn grpc_code(e: &etcd_client::Error) -> tonic::Code {
     use etcd_client::Error as E;
     match e {
+        E::GRpcStatus(s)
+            if s.code() == tonic::Code::Unknown && std::error::Error::source(s).is_some() =>
+        {
+            tonic::Code::Unavailable
+        }
         E::GRpcStatus(s) => s.code(),
         E::TransportError(_) | E::IoError(_) => tonic::Code::Unavailable,
         _ => tonic::Code::Unknown,
