@@ -508,7 +508,11 @@ impl tower_service::Service<Uri> for Connector {
                 .tls
                 .ok_or_else(|| invalid("https endpoint without TLS settings"))?;
             let name = ServerName::try_from(host).map_err(|e| invalid(&e.to_string()))?;
-            let stream = tls.connect(name, tcp).await?;
+            // Marked, so a reset from a plaintext server is explained as TLS.
+            let stream = tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("tls handshake failed: {e}")))?;
             Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
         })
     }

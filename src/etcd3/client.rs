@@ -243,13 +243,15 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 pub(crate) fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static str> {
     let has = |s: &str| detail.contains(s);
     // With TLS 1.3 the server checks our certificate after the handshake: its
-    // alert may arrive, or only the closed connection.
+    // alert may arrive, or only the closed connection (hyper's HTTP/1 pool
+    // reports that as a connection that was not ready).
     let rejected = [
         "BadCertificate",
         "UnknownCA",
         "CertificateRequired",
         "broken pipe",
         "connection closed",
+        "connection was not ready",
     ];
     Some(if has("invalid peer certificate") {
         "TLS: the server's certificate is not trusted (check ca_file, and that the certificate names this host)"
@@ -259,7 +261,15 @@ pub(crate) fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static st
         } else {
             "TLS: the server requires a client certificate: set cert_file and key_file"
         }
-    } else if has("tls handshake eof") || has("InvalidContentType") || has("corrupt message") {
+    } else if [
+        "tls handshake eof",
+        "tls handshake failed",
+        "InvalidContentType",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|m| has(m))
+    {
         "TLS: the handshake failed: the server did not answer as a TLS server (is it plaintext? use http://)"
     } else {
         return None;
