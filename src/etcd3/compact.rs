@@ -25,8 +25,8 @@ async fn compact(pool: &Pool, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64
         .or_else([TxnOp::get(COMPACT_REV_KEY, None)]);
     let resp = pool
         .write(rpc, Method::Txn, |c| {
-            let txn = txn.clone();
-            async move { c.kv_client().txn(txn).await }
+            let (mut kv, txn) = (c.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
         })
         .await?;
     if !resp.succeeded() {
@@ -39,8 +39,9 @@ async fn compact(pool: &Pool, rpc: Rpc, time: i64, rev: i64) -> Result<(i64, i64
     }
     let now = resp.header().map_or(0, |h| h.revision());
     if rev != 0 {
-        pool.write(rpc, Method::Compact, |c| async move {
-            c.kv_client().compact(rev, None).await
+        pool.write(rpc, Method::Compact, |c| {
+            let mut kv = c.kv_client();
+            async move { kv.compact(rev, None).await }
         })
         .await?;
         tracing::info!("compacted etcd's history up to revision {rev}");

@@ -15,8 +15,8 @@ use crate::storage::{clean_path, Code, Result, StorageError};
 pub(crate) async fn health_get(pool: &Pool, prefix: &str, rpc: Rpc) -> Result<()> {
     let key = clean_path(&format!("/{prefix}/health"));
     pool.read(rpc, Method::Range, |c| {
-        let key = key.clone();
-        async move { c.kv_client().get(key, None).await }
+        let (mut kv, key) = (c.kv_client(), key.clone());
+        async move { kv.get(key, None).await }
     })
     .await
     .map(|_| ())

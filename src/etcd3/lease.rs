@@ -61,8 +61,9 @@ impl LeaseManager {
         let granted = ttl + reuse;
         let resp = self
             .pool
-            .write(self.rpc, Method::LeaseGrant, |c| async move {
-                c.lease_client().grant(granted, None).await
+            .write(self.rpc, Method::LeaseGrant, |c| {
+                let mut lease = c.lease_client();
+                async move { lease.grant(granted, None).await }
             })
             .await?;
         *current = Some(Current {

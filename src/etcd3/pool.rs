@@ -139,8 +139,9 @@ impl Pool {
     /// as the member list gives them. Members that stay keep their state.
     pub async fn sync(&self, rpc: Rpc) -> Result<()> {
         let resp = self
-            .read(rpc, Method::MemberList, |c| async move {
-                c.cluster_client().member_list().await
+            .read(rpc, Method::MemberList, |c| {
+                let mut cluster = c.cluster_client();
+                async move { cluster.member_list().await }
             })
             .await?;
         let mut urls: Vec<String> = resp
@@ -175,7 +176,7 @@ impl Pool {
     /// connection failure, with backoff, until the deadline.
     pub async fn read<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<T>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         let (value, call) = self.run(rpc, method, true, op).await?;
@@ -187,7 +188,7 @@ impl Pool {
     /// messages and its end.
     pub async fn stream<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<(T, Call<'_>)>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         self.run(rpc, method, true, op).await
@@ -197,7 +198,7 @@ impl Pool {
     /// it provably never reached etcd; otherwise the error says the outcome is unknown.
     pub async fn write<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<T>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         let (value, call) = self.run(rpc, method, false, op).await?;
@@ -213,7 +214,7 @@ impl Pool {
         op: F,
     ) -> Result<(T, Call<'_>)>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         let metrics = self.metrics.rpc(method);
@@ -230,7 +231,7 @@ impl Pool {
                 remaining
             };
             let result = match self.login(member, rpc, budget).await {
-                Ok(()) => attempt(rpc, budget, metrics.start(), op(member.client.clone())).await,
+                Ok(()) => attempt(rpc, budget, metrics.start(), op(&member.client)).await,
                 Err(failure) => Err(failure),
             };
             let error = match result {

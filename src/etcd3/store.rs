@@ -134,8 +134,8 @@ impl Store {
     pub(super) async fn range(&self, key: &str, options: EtcdGetOptions) -> Result<GetResponse> {
         self.pool
             .read(self.rpc, Method::Range, |c| {
-                let (key, options) = (key.to_owned(), options.clone());
-                async move { c.kv_client().get(key, Some(options)).await }
+                let (mut kv, key, options) = (c.kv_client(), key.to_owned(), options.clone());
+                async move { kv.get(key, Some(options)).await }
             })
             .await
     }
@@ -144,8 +144,8 @@ impl Store {
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         self.pool
             .write(self.rpc, Method::Txn, |c| {
-                let txn = txn.clone();
-                async move { c.kv_client().txn(txn).await }
+                let (mut kv, txn) = (c.kv_client(), txn.clone());
+                async move { kv.txn(txn).await }
             })
             .await
     }

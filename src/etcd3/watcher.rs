@@ -82,8 +82,8 @@ impl Watcher {
         };
         let resp = retry(backoff, || {
             self.pool.read(self.rpc, Method::Range, |c| {
-                let options = options.clone();
-                async move { c.kv_client().get(key, Some(options)).await }
+                let (mut kv, options) = (c.kv_client(), options.clone());
+                async move { kv.get(key, Some(options)).await }
             })
         })
         .await?;
@@ -122,8 +122,8 @@ impl Watcher {
             }
             let stream = retry(backoff, || {
                 self.pool.stream(self.rpc, Method::Watch, |c| {
-                    let options = options.clone();
-                    async move { c.watch_client().watch(key, Some(options)).await }
+                    let (mut watch, options) = (c.watch_client(), options.clone());
+                    async move { watch.watch(key, Some(options)).await }
                 })
             })
             .await;
