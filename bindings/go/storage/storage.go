@@ -312,5 +312,24 @@ func (st *Storage) Count(ctx context.Context, key string) (int64, error) {
 	return int64(n), err
 }
 
+// Metrics is the store's metrics in the Prometheus text exposition format
+// (version 0.0.4), ready to serve on /metrics: go-grpc-prometheus' client
+// metrics for the etcd RPCs and the library's own counters. The counts are
+// this Storage's own.
+func (st *Storage) Metrics() (string, error) {
+	var text string
+	err := st.with(func(s *C.storage) error {
+		var out *C.char
+		var cErr *C.storage_error
+		if rc := C.storage_metrics(s, &out, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		defer C.storage_string_free(out)
+		text = C.GoString(out)
+		return nil
+	})
+	return text, err
+}
+
 // Version is the library's version.
 func Version() string { return C.GoString(C.storage_version()) }

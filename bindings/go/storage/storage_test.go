@@ -127,6 +127,55 @@ func TestGoroutinesShareAHandle(t *testing.T) {
 	}
 }
 
+const rangeOK = `grpc_client_handled_total{grpc_code="OK",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}`
+
+// sample is the value of the sample line for series in a scrape, or -1 when absent.
+func sample(t *testing.T, text, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			var f float64
+			if _, err := fmt.Sscan(line[len(series)+1:], &f); err != nil {
+				t.Fatalf("sample %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+func TestMetricsCountThisHandlesReads(t *testing.T) {
+	writer, ctx := open(t), context.Background()
+	if _, err := writer.Create(ctx, "/metrics/k", []byte(`{"metadata":{"name":"k"}}`), 0); err != nil && !IsExist(err) {
+		t.Fatal(err)
+	}
+	s := open(t)
+	const gets = 7
+	for i := 0; i < gets; i++ {
+		if _, err := s.Get(ctx, "/metrics/k", GetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text, err := s.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sample(t, text, rangeOK); got != gets {
+		t.Fatalf("%s = %v, want %d:\n%s", rangeOK, got, gets, text)
+	}
+	if !strings.Contains(text, "# TYPE grpc_client_handled_total counter\n") {
+		t.Fatalf("no TYPE line:\n%s", text)
+	}
+	// The other handle's reads are its own.
+	if text, err := writer.Metrics(); err != nil || sample(t, text, rangeOK) > 0 {
+		t.Fatalf("writer's scrape counts the reader's gets (%v):\n%s", err, text)
+	}
+	s.Close()
+	if _, err := s.Metrics(); err != errClosed {
+		t.Fatalf("metrics after close: %v", err)
+	}
+}
+
 type counter struct {
 	Metadata struct {
 		Name            string `json:"name"`
