@@ -7,18 +7,21 @@
         for page in s.list("/configmaps", limit=500): ...
         with s.watch("/configmaps", resource_version="0", recursive=True) as w:
             event = w.next(timeout_ms=1000)
+        s.guaranteed_update("/configmaps/default/settings", try_update)   # try_update(bytes or None) -> bytes
+        text = s.metrics()                                # Prometheus text format
 
 Errors raise StorageError subclasses chosen by code (KeyNotFoundError, ...).
 ctypes releases the GIL during every call into the library. The library is
 found through APISERVER_STORAGE_LIB, or as libapiserver_storage.so on the
 loader's path.
 """
+import collections
 import ctypes
 import json
 import os
 
 __all__ = [
-    "Storage", "Watch", "Event", "StorageError", "KeyNotFoundError", "KeyExistsError",
+    "Storage", "Watch", "Event", "Preconditions", "StorageError", "KeyNotFoundError", "KeyExistsError",
     "ConflictError", "InvalidObjectError", "UnreachableError", "TimeoutError_", "CorruptObjectError",
     "ExpiredError", "InvalidArgumentError", "InvalidConfigError", "UnsupportedError", "InternalError",
     "PermissionDeniedError", "version",
@@ -66,8 +69,22 @@ class _Info(ctypes.Structure):
     _fields_ = [("found", ctypes.c_bool), ("resource_version", ctypes.c_int64), ("stale", ctypes.c_bool)]
 
 
+class _Preconditions(ctypes.Structure):
+    _fields_ = [("uid", ctypes.c_char_p), ("resource_version", ctypes.c_char_p)]
+
+
+Preconditions = collections.namedtuple("Preconditions", ["uid", "resource_version"], defaults=[None, None])
+Preconditions.__doc__ = """Checked against the current object before a write; None fields are not checked.
+A mismatch raises InvalidObjectError."""
+
 _P = ctypes.c_void_p
 _S = ctypes.c_char_p
+_U8P = ctypes.POINTER(ctypes.c_uint8)
+# storage_update_fn
+_UPDATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, _P, _U8P, ctypes.c_size_t, ctypes.POINTER(_U8P),
+                              ctypes.POINTER(ctypes.c_size_t))
+# What the trampoline tells the library when try_update raised; the caller gets the exception instead.
+_ABORT = 103  # STORAGE_ERR_INTERNAL
 
 
 def _load():
@@ -82,6 +99,10 @@ def _load():
         "storage_create_object": (ctypes.c_int, [_P, _S, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64,
                                                  ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
         "storage_delete": (ctypes.c_int, [_P, _S, _P, ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
+        "storage_guaranteed_update": (ctypes.c_int, [_P, _S, ctypes.c_bool, ctypes.POINTER(_Preconditions),
+                                                     _UPDATE_FN, _P, ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
+        "storage_metrics": (ctypes.c_int, [_P, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
+        "storage_string_free": (None, [_P]),
         "storage_list": (ctypes.c_int, [_P, _S, _S, ctypes.c_int64, _S, ctypes.POINTER(_Bytes),
                                         ctypes.POINTER(_P)]),
         "storage_count": (ctypes.c_int, [_P, _S, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(_P)]),
@@ -195,6 +216,38 @@ class Storage:
         _check(_lib.storage_delete(self._h, _enc(key), None, ctypes.byref(out), ctypes.byref(err)), err)
         return _take(out)
 
+    def guaranteed_update(self, key, try_update, ignore_not_found=False, preconditions=None):
+        """Go's GuaranteedUpdate: calls try_update(current) with the stored object's bytes (None when
+        absent and ignore_not_found) and writes what it returns (bytes, or a dict) only if the key is
+        unchanged since the read, calling it again otherwise. Returns the stored object's bytes.
+
+        try_update runs on the calling thread, possibly several times, and must not call this
+        Storage. An exception it raises aborts the update and is raised here unchanged."""
+        state = _UpdateState(try_update)
+        callback = _UPDATE_FN(state.trampoline)  # alive until the call returns
+        pre = None
+        if preconditions is not None:
+            pre = ctypes.byref(_Preconditions(_enc(preconditions.uid), _enc(preconditions.resource_version)))
+        out, err = _Bytes(), _P()
+        code = _lib.storage_guaranteed_update(self._h, _enc(key), ignore_not_found, pre, callback, None,
+                                              ctypes.byref(out), ctypes.byref(err))
+        state.result = None
+        if state.error is not None:
+            _lib.storage_error_free(err.value)
+            error, state.error = state.error, None  # no cycle through the traceback's frames
+            raise error
+        _check(code, err)
+        return _take(out)
+
+    def metrics(self):
+        """The store's metrics in the Prometheus text format (0.0.4); this handle's own counts."""
+        text, err = _P(), _P()
+        _check(_lib.storage_metrics(self._h, ctypes.byref(text), ctypes.byref(err)), err)
+        try:
+            return ctypes.string_at(text.value).decode()
+        finally:
+            _lib.storage_string_free(text)
+
     def list(self, key, limit=0, resource_version=None):
         """Yields the items of every page, following continue tokens."""
         token = None
@@ -215,6 +268,27 @@ class Storage:
 
     def watch(self, key, resource_version=None, recursive=False):
         return Watch(self, key, resource_version, recursive)
+
+
+class _UpdateState:
+    """One guaranteed_update's callback: its last result must outlive the callback (the library reads
+    it after the callback returns), and an exception must not unwind through C."""
+
+    def __init__(self, try_update):
+        self.try_update = try_update
+        self.result = None
+        self.error = None
+
+    def trampoline(self, _user_data, current, current_len, out_new, out_new_len):
+        try:
+            new = _body(self.try_update(ctypes.string_at(current, current_len) if current else None))
+            self.result = ctypes.create_string_buffer(bytes(new), len(new))
+            out_new[0] = ctypes.cast(self.result, _U8P)
+            out_new_len[0] = len(new)
+            return 0
+        except BaseException as e:  # KeyboardInterrupt too: raised again once C has returned
+            self.error = e
+            return _ABORT
 
 
 class Event:

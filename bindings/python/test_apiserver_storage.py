@@ -81,6 +81,99 @@ class BindingTest(unittest.TestCase):
             t.join()
         self.assertEqual(failures, [])
 
+    def test_guaranteed_update_from_many_threads(self):
+        threads_, increments = 8, 25
+
+        def increment(current):
+            obj = json.loads(current) if current else {"metadata": {"name": "n"}, "count": 0}
+            obj["count"] += 1
+            return json.dumps(obj).encode()
+
+        failures = []
+
+        def worker():
+            try:
+                for _ in range(increments):
+                    self.s.guaranteed_update("/cms/n", increment, ignore_not_found=True)
+            except Exception as e:  # reported by the assertion below
+                failures.append(e)
+
+        threads = [threading.Thread(target=worker) for _ in range(threads_)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+        self.assertEqual(json.loads(self.s.get("/cms/n"))["count"], threads_ * increments)
+
+    def test_guaranteed_update_preconditions(self):
+        created = json.loads(self.s.create("/cms/p", {"metadata": {"name": "p", "uid": "u1"}, "v": 1}))
+        rv = created["metadata"]["resourceVersion"]
+        calls = []
+
+        def bump(current):
+            calls.append(current)
+            obj = json.loads(current)
+            obj["v"] += 1
+            return obj
+
+        with self.assertRaises(st.InvalidObjectError) as caught:
+            self.s.guaranteed_update("/cms/p", bump, preconditions=st.Preconditions(uid="u2"))
+        self.assertIn("u2", caught.exception.message)
+        with self.assertRaises(st.InvalidObjectError):
+            self.s.guaranteed_update("/cms/p", bump, preconditions=st.Preconditions(resource_version="1"))
+        self.assertEqual(json.loads(self.s.get("/cms/p"))["v"], 1)
+        updated = json.loads(self.s.guaranteed_update(
+            "/cms/p", bump, preconditions=st.Preconditions(uid="u1", resource_version=rv)))
+        self.assertEqual(updated["v"], 2)
+        self.assertGreater(int(updated["metadata"]["resourceVersion"]), int(rv))
+        with self.assertRaises(st.KeyNotFoundError):
+            self.s.guaranteed_update("/cms/absent", bump)
+        self.assertIsNone(self.s.get("/cms/absent", ignore_not_found=True))
+
+    def test_guaranteed_update_exception_aborts(self):
+        self.s.create("/cms/e", {"metadata": {"name": "e"}, "v": 1})
+        before = self.s.get_with_info("/cms/e")
+
+        class Refused(Exception):
+            pass
+
+        refusal = Refused("no")
+
+        def refuse(current):
+            self.assertEqual(json.loads(current)["v"], 1)
+            raise refusal
+
+        with self.assertRaises(Refused) as caught:
+            self.s.guaranteed_update("/cms/e", refuse)
+        self.assertIs(caught.exception, refusal)
+        self.assertEqual(self.s.get_with_info("/cms/e"), before)
+        def interrupted(current):
+            raise KeyboardInterrupt
+
+        with self.assertRaises(KeyboardInterrupt):
+            self.s.guaranteed_update("/cms/e", interrupted)
+        with self.assertRaises(TypeError):  # not JSON-serialisable: raised by the binding in the callback
+            self.s.guaranteed_update("/cms/e", lambda current: {"v": object()})
+        self.assertEqual(self.s.get_with_info("/cms/e"), before)
+        # The handle still works after aborted updates.
+        updated = self.s.guaranteed_update("/cms/e", lambda current: {**json.loads(current), "v": 3})
+        self.assertEqual(json.loads(updated)["v"], 3)
+
+    def test_metrics_count_this_handles_reads(self):
+        self.s.create("/cms/m", {"metadata": {"name": "m"}})
+        gets = 9
+        with st.Storage(config()) as s:
+            for _ in range(gets):
+                s.get("/cms/m")
+            text = s.metrics()
+        range_ok = ('grpc_client_handled_total{grpc_code="OK",grpc_method="Range",'
+                    'grpc_service="etcdserverpb.KV",grpc_type="unary"}')
+        self.assertIn(f"\n{range_ok} {gets}\n", text)
+        self.assertIn("# TYPE grpc_client_handled_total counter\n", text)
+        with self.assertRaises(st.InvalidArgumentError):
+            s.metrics()
+
     def test_context_manager_and_version(self):
         with st.Storage(config()) as s:
             s.health()
