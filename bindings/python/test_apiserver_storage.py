@@ -139,14 +139,16 @@ class BindingTest(unittest.TestCase):
             pass
 
         refusal = Refused("no")
+        calls = []
 
         def refuse(current):
-            self.assertEqual(json.loads(current)["v"], 1)
+            calls.append(json.loads(current)["v"])
             raise refusal
 
         with self.assertRaises(Refused) as caught:
             self.s.guaranteed_update("/cms/e", refuse)
         self.assertIs(caught.exception, refusal)
+        self.assertEqual(calls, [1])  # aborted, not retried
         self.assertEqual(self.s.get_with_info("/cms/e"), before)
         def interrupted(current):
             raise KeyboardInterrupt
