@@ -268,7 +268,8 @@ fn cxx_wrapper_against_etcd() {
 fn metrics_count_real_calls_from_c() {
     let etcd = Etcd::start();
     etcd.put("/registry/configmaps/default/cm1", CM.as_bytes());
-    let config = etcd.config(r#""prefix":"/registry","request_timeout_ms":10000,"health_timeout_ms":10000"#);
+    let config =
+        etcd.config(r#""prefix":"/registry","request_timeout_ms":10000,"health_timeout_ms":10000"#);
     // A stopped etcd: nothing listens on its port.
     let down = format!(
         r#"{{"server_list":["http://127.0.0.1:{}"],"request_timeout_ms":1500,"dial_timeout_ms":500}}"#,
