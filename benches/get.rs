@@ -30,8 +30,9 @@ fn main() {
     };
     let (clients, n): (usize, usize) = (clients.parse().unwrap(), n.parse().unwrap());
     let rt = Arc::new(
+        // The runtime a C handle builds (src/ffi/handle.rs), so that only the ABI differs.
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap(),
