@@ -118,8 +118,12 @@ def main():
               f"{'lib cpu us':>10} {'peer cpu us':>11} {'cpu ratio':>9} {'lib rss MB':>10} {'peer rss MB':>11} {'etcd cpu us':>11}")
         for name, lib, peer_cmd in scenarios + [abi]:
             pairs = []
-            for _ in range(args.pairs):
-                a, b = run(lib, etcd.pid), run(peer_cmd, etcd.pid)
+            for i in range(args.pairs):
+                # Alternate which runs first, so warm-up favours neither.
+                if i % 2 == 0:
+                    a, b = run(lib, etcd.pid), run(peer_cmd, etcd.pid)
+                else:
+                    b, a = run(peer_cmd, etcd.pid), run(lib, etcd.pid)
                 pairs.append((a, b))
                 records.append({"scenario": name, "lib": a, "peer": b})
             med = lambda f: statistics.median(f(a, b) for a, b in pairs)
