@@ -70,14 +70,22 @@ impl Watch {
     /// than buffered without bound.
     pub const OVERFLOW_GRACE: Duration = Duration::from_secs(2);
 
-    /// Spawns `produce` on the current tokio runtime, feeding a new watch.
+    /// Spawns `produce` on the current tokio runtime, feeding a new watch; the
+    /// error it stops with, if any, is the watch's last item.
     pub(crate) fn spawn<F, Fut>(produce: F) -> Watch
     where
         F: FnOnce(EventSender) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
+        Fut: Future<Output = Stop> + Send + 'static,
     {
         let (tx, events) = mpsc::channel(Self::BUFFER_EVENTS);
-        let task = tokio::spawn(produce(EventSender(tx))).abort_handle();
+        let tx = EventSender(tx);
+        let producing = produce(tx.clone());
+        let task = tokio::spawn(async move {
+            if let Stop::Fail(e) = producing.await {
+                tx.fail(e).await;
+            }
+        })
+        .abort_handle();
         Watch { events, task }
     }
 
@@ -103,6 +111,7 @@ pub(crate) enum SendError {
 }
 
 /// The producing side of a watch.
+#[derive(Clone)]
 pub(crate) struct EventSender(mpsc::Sender<Result<Event>>);
 
 impl EventSender {

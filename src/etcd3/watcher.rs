@@ -48,11 +48,7 @@ impl Watcher {
         } else {
             key
         };
-        Watch::spawn(move |tx| async move {
-            if let Stop::Fail(e) = self.run(&key, recursive, from, &tx).await {
-                tx.fail(e).await;
-            }
-        })
+        Watch::spawn(move |tx| async move { self.run(&key, recursive, from, &tx).await })
     }
 
     async fn run(&self, key: &str, recursive: bool, from: i64, tx: &EventSender) -> Stop {
