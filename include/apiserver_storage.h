@@ -27,10 +27,21 @@
 #define APISERVER_STORAGE_VERSION "0.1.0"
 
 /**
+ * The longest TTL a write may ask for: etcd's largest lease
+ * (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
+ * past the TTL asked for. etcd2's TTLs are held to the same bound.
+ */
+#define MAX_TTL_SECONDS (9000000000 - 60)
+
+/**
  * The result of every fallible call. 1–7 are Kubernetes' own storage error
  * codes (`k8s.io/apiserver/pkg/storage`, `ErrCode*`); 100 and up are the library's.
  */
-typedef enum storage_code {
+enum storage_code
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /**
    * Success.
    */
@@ -90,7 +101,14 @@ typedef enum storage_code {
    * etcd refused the operation to the configured user (missing permission).
    */
   STORAGE_ERR_PERMISSION_DENIED = 104,
-} storage_code;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum storage_code storage_code;
+#else
+typedef int32_t storage_code;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /**
  * What happened to the key (Go's `watch.EventType`).
@@ -197,11 +215,11 @@ typedef struct storage_preconditions {
  * until the callback is called again or `storage_guaranteed_update` returns —
  * or any other code to abort the update with that code.
  */
-typedef enum storage_code (*storage_update_fn)(void *user_data,
-                                               const uint8_t *current,
-                                               size_t current_len,
-                                               const uint8_t **out_new,
-                                               size_t *out_new_len);
+typedef storage_code (*storage_update_fn)(void *user_data,
+                                          const uint8_t *current,
+                                          size_t current_len,
+                                          const uint8_t **out_new,
+                                          size_t *out_new_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -220,7 +238,7 @@ void storage_bytes_free(struct storage_bytes b);
 /**
  * The code of `e`; `STORAGE_ERR_INVALID_ARGUMENT` when `e` is NULL.
  */
-enum storage_code storage_error_code(const struct storage_error *e);
+storage_code storage_error_code(const struct storage_error *e);
 
 /**
  * The message of `e`, valid until `storage_error_free(e)`; `""` when `e` is NULL.
@@ -252,9 +270,9 @@ void storage_error_free(struct storage_error *e);
  * etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
  * native TTLs; see the README). Free the handle with `storage_destroy`.
  */
-enum storage_code storage_create(const char *config_json,
-                                 struct storage **out_storage,
-                                 struct storage_error **out_error);
+storage_code storage_create(const char *config_json,
+                            struct storage **out_storage,
+                            struct storage_error **out_error);
 
 /**
  * Reads `key` (joined onto the configured prefix as Go's `path.Join`; a key
@@ -269,31 +287,31 @@ enum storage_code storage_create(const char *config_json,
  * decrypted or decoded are `STORAGE_ERR_CORRUPT_OBJ`.
  * Free the object with `storage_bytes_free`.
  */
-enum storage_code storage_get(const struct storage *s,
-                              const char *key,
-                              const char *resource_version,
-                              bool ignore_not_found,
-                              struct storage_bytes *out_object,
-                              struct storage_error **out_error);
+storage_code storage_get(const struct storage *s,
+                         const char *key,
+                         const char *resource_version,
+                         bool ignore_not_found,
+                         struct storage_bytes *out_object,
+                         struct storage_error **out_error);
 
 /**
  * `storage_get`, also writing to `*out_info` (when not NULL) whether the key
  * was found, its resourceVersion and whether its stored value is stale.
  */
-enum storage_code storage_get_with_info(const struct storage *s,
-                                        const char *key,
-                                        const char *resource_version,
-                                        bool ignore_not_found,
-                                        struct storage_bytes *out_object,
-                                        struct storage_object_info *out_info,
-                                        struct storage_error **out_error);
+storage_code storage_get_with_info(const struct storage *s,
+                                   const char *key,
+                                   const char *resource_version,
+                                   bool ignore_not_found,
+                                   struct storage_bytes *out_object,
+                                   struct storage_object_info *out_info,
+                                   struct storage_error **out_error);
 
 /**
  * Checks etcd's health as kube-apiserver's `/healthz/etcd` does: a read of
  * `<prefix>/health` within `health_timeout_ms`. On failure
  * `STORAGE_ERR_UNREACHABLE` with `error getting data from etcd: ...`.
  */
-enum storage_code storage_health(const struct storage *s, struct storage_error **out_error);
+storage_code storage_health(const struct storage *s, struct storage_error **out_error);
 
 /**
  * Go's `DestroyFunc`: closes the client, stops background tasks and the
@@ -309,17 +327,17 @@ void storage_destroy(struct storage *s);
  * at once, also when etcd is down, and keeps connecting in the background.
  * Free it with `storage_health_check_destroy`.
  */
-enum storage_code storage_health_check_create(const char *config_json,
-                                              struct storage_health_check **out_check,
-                                              struct storage_error **out_error);
+storage_code storage_health_check_create(const char *config_json,
+                                         struct storage_health_check **out_check,
+                                         struct storage_error **out_error);
 
 /**
  * Runs the check. Until a first background probe has succeeded it fails with
  * `STORAGE_ERR_UNREACHABLE` and `etcd client connection not yet established`
  * (or the last connection error); then it does what `storage_health` does.
  */
-enum storage_code storage_health_check_run(const struct storage_health_check *check,
-                                           struct storage_error **out_error);
+storage_code storage_health_check_run(const struct storage_health_check *check,
+                                      struct storage_error **out_error);
 
 /**
  * Stops the check's background work and frees it. NULL is a no-op.
@@ -339,9 +357,9 @@ void storage_health_check_destroy(struct storage_health_check *check);
  * never share them. Cheap enough to call on every scrape.
  * Free the text with `storage_string_free`.
  */
-enum storage_code storage_metrics(const struct storage *s,
-                                  char **out_text,
-                                  struct storage_error **out_error);
+storage_code storage_metrics(const struct storage *s,
+                             char **out_text,
+                             struct storage_error **out_error);
 
 /**
  * Frees a string the library returned (`storage_metrics`). NULL is a no-op.
@@ -363,12 +381,12 @@ void storage_string_free(char *text);
  * and connection alive, so `storage_destroy(s)` may come before
  * `storage_watch_destroy`.
  */
-enum storage_code storage_watch_create(const struct storage *s,
-                                       const char *key,
-                                       const char *resource_version,
-                                       bool recursive,
-                                       struct storage_watch **out_watch,
-                                       struct storage_error **out_error);
+storage_code storage_watch_create(const struct storage *s,
+                                  const char *key,
+                                  const char *resource_version,
+                                  bool recursive,
+                                  struct storage_watch **out_watch,
+                                  struct storage_error **out_error);
 
 /**
  * Waits up to `timeout_ms` (0: only checks) for the next event and writes it
@@ -385,10 +403,10 @@ enum storage_code storage_watch_create(const struct storage *s,
  *   for this caller for over 2 seconds; every event up to N was delivered,
  *   so a new watch from N loses nothing.
  */
-enum storage_code storage_watch_next(struct storage_watch *w,
-                                     uint32_t timeout_ms,
-                                     struct storage_watch_event **out_event,
-                                     struct storage_error **out_error);
+storage_code storage_watch_next(struct storage_watch *w,
+                                uint32_t timeout_ms,
+                                struct storage_watch_event **out_event,
+                                struct storage_error **out_error);
 
 /**
  * Stops the watch's background work and frees it; events already returned
@@ -446,13 +464,13 @@ void storage_watch_event_free(struct storage_watch_event *e);
  * Writes the stored object, with its new resourceVersion, to `*out_object`
  * (when not NULL); free it with `storage_bytes_free`.
  */
-enum storage_code storage_create_object(const struct storage *s,
-                                        const char *key,
-                                        const uint8_t *object,
-                                        size_t object_len,
-                                        int64_t ttl_seconds,
-                                        struct storage_bytes *out_object,
-                                        struct storage_error **out_error);
+storage_code storage_create_object(const struct storage *s,
+                                   const char *key,
+                                   const uint8_t *object,
+                                   size_t object_len,
+                                   int64_t ttl_seconds,
+                                   struct storage_bytes *out_object,
+                                   struct storage_error **out_error);
 
 /**
  * Go's `Delete`: deletes `key` and writes the deleted object to `*out_object`
@@ -460,11 +478,11 @@ enum storage_code storage_create_object(const struct storage *s,
  * checked first and deleted only if unchanged since, retrying on a concurrent
  * change. A missing key is `STORAGE_ERR_KEY_NOT_FOUND`.
  */
-enum storage_code storage_delete(const struct storage *s,
-                                 const char *key,
-                                 const struct storage_preconditions *preconditions,
-                                 struct storage_bytes *out_object,
-                                 struct storage_error **out_error);
+storage_code storage_delete(const struct storage *s,
+                            const char *key,
+                            const struct storage_preconditions *preconditions,
+                            struct storage_bytes *out_object,
+                            struct storage_error **out_error);
 
 /**
  * Go's `GuaranteedUpdate`: reads `key`, calls `try_update` with the current
@@ -480,14 +498,14 @@ enum storage_code storage_delete(const struct storage *s,
  * `STORAGE_ERR_INTERNAL`). A code other than `STORAGE_OK` from it aborts the
  * update and is returned.
  */
-enum storage_code storage_guaranteed_update(const struct storage *s,
-                                            const char *key,
-                                            bool ignore_not_found,
-                                            const struct storage_preconditions *preconditions,
-                                            storage_update_fn try_update,
-                                            void *user_data,
-                                            struct storage_bytes *out_object,
-                                            struct storage_error **out_error);
+storage_code storage_guaranteed_update(const struct storage *s,
+                                       const char *key,
+                                       bool ignore_not_found,
+                                       const struct storage_preconditions *preconditions,
+                                       storage_update_fn try_update,
+                                       void *user_data,
+                                       struct storage_bytes *out_object,
+                                       struct storage_error **out_error);
 
 /**
  * Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
@@ -502,21 +520,21 @@ enum storage_code storage_guaranteed_update(const struct storage *s,
  * fails the list with `STORAGE_ERR_CORRUPT_OBJ` naming its key. Not available
  * with the `raw` codec (`STORAGE_ERR_UNSUPPORTED`).
  */
-enum storage_code storage_list(const struct storage *s,
-                               const char *key,
-                               const char *resource_version,
-                               int64_t limit,
-                               const char *continue_token,
-                               struct storage_bytes *out_list,
-                               struct storage_error **out_error);
+storage_code storage_list(const struct storage *s,
+                          const char *key,
+                          const char *resource_version,
+                          int64_t limit,
+                          const char *continue_token,
+                          struct storage_bytes *out_list,
+                          struct storage_error **out_error);
 
 /**
  * Go's `Count`: how many objects are under `key` (a directory).
  */
-enum storage_code storage_count(const struct storage *s,
-                                const char *key,
-                                int64_t *out_count,
-                                struct storage_error **out_error);
+storage_code storage_count(const struct storage *s,
+                           const char *key,
+                           int64_t *out_count,
+                           struct storage_error **out_error);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -146,48 +146,75 @@ pub struct Preconditions {
 }
 
 impl Preconditions {
-    /// Go's `Preconditions.Check`.
-    pub fn check(&self, key: &str, object: &Object) -> Result<()> {
+    /// Go's `Preconditions.Check`. An absent object (`None`, an update with
+    /// `ignore_not_found`) is checked as Go checks the empty object it
+    /// stands for: no uid and no resourceVersion.
+    pub fn check(&self, key: &str, object: Option<&Object>) -> Result<()> {
+        let failed = |what: &str, wanted: &str, actual: &str| {
+            StorageError::with_key(
+                Code::InvalidObj,
+                key,
+                0,
+                &format!(
+                    "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}"
+                ),
+            )
+        };
         if let Some(uid) = &self.uid {
-            let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
-                StorageError::internal(format!(
-                    "can't enforce a uid precondition on {key}: not a JSON object"
-                ))
-            })?;
-            let actual = meta["metadata"]["uid"].as_str().unwrap_or("");
-            if actual != uid {
-                return Err(StorageError::with_key(
-                    Code::InvalidObj,
-                    key,
-                    0,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
+            let actual = match object {
+                Some(object) => object_uid(key, object)?,
+                None => String::new(),
+            };
+            if actual != *uid {
+                return Err(failed("UID", uid, &actual));
             }
         }
         if let Some(rv) = &self.resource_version {
-            let actual = object.resource_version.to_string();
+            let actual = object.map_or(String::new(), |o| o.resource_version.to_string());
             if *rv != actual {
-                return Err(StorageError::with_key(
-                    Code::InvalidObj,
-                    key,
-                    0,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
-                    ),
-                ));
+                return Err(failed("ResourceVersion", rv, &actual));
             }
         }
         Ok(())
     }
 }
 
+fn object_uid(key: &str, object: &Object) -> Result<String> {
+    let meta: serde_json::Value = serde_json::from_slice(&object.data).map_err(|_| {
+        StorageError::with_key(
+            Code::InvalidObj,
+            key,
+            0,
+            "can't enforce a uid precondition: the object is not JSON",
+        )
+    })?;
+    Ok(meta["metadata"]["uid"].as_str().unwrap_or("").to_owned())
+}
+
 /// `Preconditions::check` when there may be none.
 pub fn check_preconditions(
     key: &str,
     preconditions: Option<&Preconditions>,
-    object: &Object,
+    object: Option<&Object>,
 ) -> Result<()> {
     preconditions.map_or(Ok(()), |p| p.check(key, object))
+}
+
+/// The longest TTL a write may ask for: etcd's largest lease
+/// (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
+/// past the TTL asked for. etcd2's TTLs are held to the same bound.
+pub const MAX_TTL_SECONDS: i64 = 9_000_000_000 - 60;
+
+/// A write's TTL in seconds: `None` for 0 (no TTL); anything below 0 or above
+/// `MAX_TTL_SECONDS` is refused rather than wrapped or clamped by etcd.
+pub fn ttl_seconds(ttl: i64) -> Result<Option<i64>> {
+    match ttl {
+        0 => Ok(None),
+        1..=MAX_TTL_SECONDS => Ok(Some(ttl)),
+        _ => Err(StorageError::invalid_argument(format!(
+            "ttl_seconds {ttl} is out of range: 0 (no TTL) or 1 to {MAX_TTL_SECONDS}"
+        ))),
+    }
 }
 
 /// Options of a list, as Go's `ListOptions` and `SelectionPredicate` paging fields.

@@ -10,8 +10,26 @@ pub fn parse(data: &[u8]) -> Result<Map<String, Value>, CodecError> {
     match serde_json::from_slice(data) {
         Ok(Value::Object(fields)) => Ok(fields),
         Ok(_) => Err(CodecError::Corrupt("JSON value is not an object".into())),
-        Err(e) => Err(CodecError::Corrupt(format!("unable to parse JSON: {e}"))),
+        Err(e) => Err(unparsable(&e)),
     }
+}
+
+/// What is wrong with some JSON, and where, without quoting any of it: serde's
+/// own messages quote the values they fail on (`invalid type: string "…"`),
+/// and the values are often secrets.
+pub fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "unreadable input",
+        Category::Syntax => "syntax error",
+        Category::Data => "not a JSON object",
+        Category::Eof => "unexpected end of input",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+fn unparsable(e: &serde_json::Error) -> CodecError {
+    CodecError::Corrupt(format!("unable to parse JSON: {}", describe(e)))
 }
 
 /// Sets the resourceVersion of a stored object, as [`stamp`] does, by splicing
@@ -21,16 +39,25 @@ pub fn parse(data: &[u8]) -> Result<Map<String, Value>, CodecError> {
 /// always has exactly one of each. Like Go's decoder, and unlike a full
 /// parse here, a lone UTF-16 surrogate escape is accepted and kept as stored.
 pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError> {
-    let text = std::str::from_utf8(data)
-        .map_err(|e| CodecError::Corrupt(format!("unable to parse JSON: {e}")))?;
-    let top = Members::scan(text, "metadata")
-        .map_err(|e| CodecError::Corrupt(format!("unable to parse JSON: {e}")))?;
+    let text = std::str::from_utf8(data).map_err(|e| {
+        CodecError::Corrupt(format!(
+            "unable to parse JSON: invalid UTF-8 after {} bytes",
+            e.valid_up_to()
+        ))
+    })?;
+    let top = Members::scan(text, "metadata").map_err(|e| unparsable(&e))?;
     let edit = match top.found {
         _ if top.duplicate => None,
         None => Some(Edit::Insert {
             at: top.open + 1,
             metadata: true,
             comma: !top.empty,
+        }),
+        // Go decodes `null` metadata as empty ObjectMeta.
+        Some("null") => Some(Edit::Replace {
+            at: offset(text, top.found.unwrap_or_default()),
+            len: 4,
+            metadata: true,
         }),
         Some(metadata) => {
             let meta = Members::scan(metadata, "resourceVersion").map_err(|_| {
@@ -42,6 +69,7 @@ pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError>
                 Some(old) => Some(Edit::Replace {
                     at: offset(text, old),
                     len: old.len(),
+                    metadata: false,
                 }),
                 None => Some(Edit::Insert {
                     at: start + meta.open + 1,
@@ -62,8 +90,13 @@ fn offset(text: &str, part: &str) -> usize {
 }
 
 enum Edit {
-    /// Replaces the `len` bytes at `at` (the old value) with the version.
-    Replace { at: usize, len: usize },
+    /// Replaces the `len` bytes at `at` (the old value) with the version, or,
+    /// with `metadata`, with a `metadata` object holding it.
+    Replace {
+        at: usize,
+        len: usize,
+        metadata: bool,
+    },
     /// Adds `"resourceVersion"` (inside `"metadata"` when `metadata`) as the
     /// first member of the object whose `{` is just before `at`.
     Insert {
@@ -76,34 +109,28 @@ enum Edit {
 impl Edit {
     fn apply(&self, data: &[u8], resource_version: i64) -> Vec<u8> {
         use std::io::Write;
-        let (at, len) = match *self {
-            Edit::Replace { at, len } => (at, len),
-            Edit::Insert { at, .. } => (at, 0),
+        let (at, len, before, after): (usize, usize, &[u8], &[u8]) = match *self {
+            Edit::Replace { at, len, metadata } if metadata => {
+                (at, len, b"{\"resourceVersion\":", b"}")
+            }
+            Edit::Replace { at, len, .. } => (at, len, b"", b""),
+            Edit::Insert {
+                at,
+                metadata,
+                comma,
+            } => match (metadata, comma) {
+                (true, true) => (at, 0, b"\"metadata\":{\"resourceVersion\":", b"},"),
+                (true, false) => (at, 0, b"\"metadata\":{\"resourceVersion\":", b"}"),
+                (false, true) => (at, 0, b"\"resourceVersion\":", b","),
+                (false, false) => (at, 0, b"\"resourceVersion\":", b""),
+            },
         };
         let mut out = Vec::with_capacity(data.len() + 48);
         out.extend_from_slice(&data[..at]);
-        match *self {
-            Edit::Replace { .. } => {}
-            Edit::Insert { metadata, .. } => {
-                if metadata {
-                    out.extend_from_slice(b"\"metadata\":{");
-                }
-                out.extend_from_slice(b"\"resourceVersion\":");
-            }
-        }
+        out.extend_from_slice(before);
         // Writing to a Vec cannot fail.
         let _ = write!(out, "\"{resource_version}\"");
-        if let Edit::Insert {
-            metadata, comma, ..
-        } = *self
-        {
-            if metadata {
-                out.push(b'}');
-            }
-            if comma {
-                out.push(b',');
-            }
-        }
+        out.extend_from_slice(after);
         out.extend_from_slice(&data[at + len..]);
         out
     }
@@ -187,6 +214,10 @@ pub fn stamp(mut object: Map<String, Value>, resource_version: i64) -> Result<Ve
     let metadata = object
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
+    // Go decodes `null` metadata as empty ObjectMeta.
+    if metadata.is_null() {
+        *metadata = Value::Object(Map::new());
+    }
     let Value::Object(metadata) = metadata else {
         return Err(CodecError::Corrupt(
             "the object's metadata is not an object".into(),
@@ -248,6 +279,9 @@ mod tests {
             r#"{"meta\u0064ata":{"resource\u0056ersion":"9"}}"#,
             r#"{"metadata":{"resourceVersion":"1"},"metadata":{"name":"last"}}"#,
             r#"{"metadata":{"resourceVersion":"1","resourceVersion":"2"}}"#,
+            r#"{"metadata":null}"#,
+            r#"{"a":1, "metadata" : null ,"b":2}"#,
+            r#"{"metadata":null,"metadata":null}"#,
             "{\n \"kind\" : \"Pod\" ,\n \"metadata\" : {\"uid\":\"u\"}\n}",
         ] {
             same_as_full_stamp(input);
@@ -277,6 +311,39 @@ mod tests {
     }
 
     #[test]
+    fn errors_describe_but_never_quote_the_value() {
+        for secret in [
+            r#""db-password=hunter2""#,
+            r#"["hunter2"]"#,
+            r#"{"a":"hunter2" x}"#,
+            r#"{"metadata":"hunter2"}"#,
+            r#"{"metadata":{"resourceVersion":"1","hunter2":}}"#,
+        ] {
+            let Err(CodecError::Corrupt(message)) = decode(secret.as_bytes(), 1) else {
+                panic!("{secret:?} decoded");
+            };
+            assert!(!message.contains("hunter2"), "{message}");
+            if let Err(CodecError::Corrupt(message)) = parse(secret.as_bytes()) {
+                assert!(!message.contains("hunter2"), "{message}");
+            }
+        }
+        let Err(CodecError::Corrupt(message)) = decode(b"{\"a\":\"hunter2\xff\"}", 1) else {
+            unreachable!()
+        };
+        assert_eq!(
+            message,
+            "unable to parse JSON: invalid UTF-8 after 13 bytes"
+        );
+        let Err(CodecError::Corrupt(message)) = decode(br#""hunter2""#, 1) else {
+            unreachable!()
+        };
+        assert_eq!(
+            message,
+            "unable to parse JSON: not a JSON object at line 1 column 9"
+        );
+    }
+
+    #[test]
     fn rejects_what_is_not_an_object() {
         for bad in [
             "",
@@ -284,7 +351,6 @@ mod tests {
             "[1]",
             "\"s\"",
             r#"{"metadata":3}"#,
-            r#"{"metadata":null}"#,
             "{} x",
             r#"{"a":[1,}"#,
             r#"{"a":"\x"}"#,

@@ -155,8 +155,12 @@ fn special_to_json(special: Special, m: &DynamicMessage) -> Result<Json> {
             match field.filter(|f| m.has_field(f)).map(|f| m.get_field(&f)) {
                 Some(raw) => {
                     let bytes = raw.as_bytes().cloned().unwrap_or_default();
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| corrupt(format!("embedded object is not JSON: {e}")))?
+                    serde_json::from_slice(&bytes).map_err(|e| {
+                        corrupt(format!(
+                            "embedded object is not JSON: {}",
+                            super::json::describe(&e)
+                        ))
+                    })?
                 }
                 None => Json::Null,
             }
@@ -337,8 +341,8 @@ fn special_from_json(
     match special {
         Special::Time | Special::MicroTime => {
             let text = string(json)?;
-            let (seconds, nanos) = time::parse(text)
-                .ok_or_else(|| corrupt(format!("invalid RFC 3339 time {text:?}")))?;
+            let (seconds, nanos) =
+                time::parse(text).ok_or_else(|| corrupt("not an RFC 3339 time".into()))?;
             set("seconds", Value::I64(seconds));
             if special == Special::MicroTime {
                 // Below 10^9: fits.

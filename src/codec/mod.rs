@@ -14,6 +14,8 @@ use std::fmt;
 use crate::config::CodecKind;
 use crate::storage::{Code, Object, StorageError};
 
+pub(crate) use json::describe as json_error;
+
 /// Why bytes could not be decoded or an object encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodecError {

@@ -14,7 +14,7 @@ fn parse_object(data: &[u8]) -> Result<Map<String, Value>> {
         )),
         Err(e) => Err(StorageError::new(
             Code::InvalidObj,
-            format!("object is not valid JSON: {e}"),
+            format!("object is not valid JSON: {}", crate::codec::json_error(&e)),
         )),
     }
 }

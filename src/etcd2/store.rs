@@ -19,8 +19,8 @@ use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::storage::{
-    check_preconditions, join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object,
-    Preconditions, Result, StorageError, TryUpdate,
+    check_preconditions, join_key, ttl_seconds, Code, GetOptions, Interface, ListOptions,
+    ListResult, Object, Preconditions, Result, StorageError, TryUpdate,
 };
 use crate::watch::{Watch, WatchOptions};
 
@@ -218,9 +218,9 @@ impl Interface for Store {
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
         let key = join_key(&self.prefix, key)?;
+        let ttl = ttl_seconds(ttl)?.map(|t| t.to_string());
         self.codec.check_create(&key, object)?;
         let value = self.to_storage(&key, object)?;
-        let ttl = (ttl > 0).then(|| ttl.to_string());
         let mut form = vec![("value", value.as_str()), ("prevExist", "false")];
         if let Some(ttl) = &ttl {
             form.push(("ttl", ttl.as_str()));
@@ -255,7 +255,7 @@ impl Interface for Store {
                 Err(e) => return Err(storage_error(&e, &key, 0)),
             };
             let current = self.decode(&key, &node, node.modified_index)?;
-            check_preconditions(&key, preconditions, &current)?;
+            check_preconditions(&key, preconditions, Some(&current))?;
             let query = [("prevIndex", node.modified_index.to_string())];
             match self.write(Method::DELETE, &key, &query, &[]).await? {
                 Ok(resp) => return deleted(resp),
@@ -286,9 +286,7 @@ impl Interface for Store {
                 None if ignore_not_found => None,
                 None => return Err(StorageError::key_not_found(&key)),
             };
-            if let Some(current) = &current {
-                check_preconditions(&key, preconditions, current)?;
-            }
+            check_preconditions(&key, preconditions, current.as_ref())?;
             let updated = try_update(current.as_ref())?;
             let value = self.to_storage(&key, &updated)?;
             let (query, mut form) = match (&node, &current) {

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use super::client::Rpc;
 use super::pool::Pool;
 use crate::metrics::Method;
-use crate::storage::Result;
+use crate::storage::{Result, StorageError};
 
 /// Reuse a lease for at most this long past the requested TTL...
 const REUSE_DURATION_SECONDS: i64 = 60;
@@ -45,20 +45,21 @@ impl LeaseManager {
     }
 
     /// A lease that lives at least `ttl` seconds and at most `ttl` plus the
-    /// reuse window.
+    /// reuse window; `ttl` is within `storage::MAX_TTL_SECONDS`.
     pub async fn lease_for(&self, ttl: i64) -> Result<i64> {
         let now = Instant::now();
         let reuse = Self::reuse_seconds(ttl);
+        let granted = ttl.saturating_add(reuse);
+        let expires = after(now, granted)?;
         let mut current = self.current.lock().await;
         if let Some(c) = current.as_mut() {
             c.attached += 1;
-            let valid = now + secs(ttl) < c.expires;
-            let sufficient = now + secs(ttl + reuse) > c.expires;
+            let valid = after(now, ttl)? < c.expires;
+            let sufficient = expires > c.expires;
             if valid && sufficient && c.attached <= MAX_ATTACHED_OBJECTS {
                 return Ok(c.id);
             }
         }
-        let granted = ttl + reuse;
         let resp = self
             .pool
             .write(self.rpc, Method::LeaseGrant, |c| {
@@ -68,15 +69,17 @@ impl LeaseManager {
             .await?;
         *current = Some(Current {
             id: resp.id(),
-            expires: now + secs(granted),
+            expires,
             attached: 1,
         });
         Ok(resp.id())
     }
 }
 
-fn secs(s: i64) -> Duration {
-    Duration::from_secs(s.max(0) as u64)
+/// `now` plus `seconds`, refused (not panicking) past what the clock can hold.
+fn after(now: Instant, seconds: i64) -> Result<Instant> {
+    now.checked_add(Duration::from_secs(seconds.max(0) as u64))
+        .ok_or_else(|| StorageError::invalid_argument(format!("a TTL of {seconds} s is too long")))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::metrics::{Method, Metrics};
+use crate::storage::ttl_seconds;
 use crate::storage::{
     check_preconditions, join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object,
     Preconditions, Result, StorageError, TryUpdate,
@@ -116,11 +117,10 @@ impl Store {
         lease.map(|id| PutOptions::new().with_lease(id))
     }
 
-    async fn lease(&self, ttl: i64) -> Result<Option<i64>> {
-        if ttl > 0 {
-            Ok(Some(self.leases.lease_for(ttl).await?))
-        } else {
-            Ok(None)
+    async fn lease(&self, ttl: Option<i64>) -> Result<Option<i64>> {
+        match ttl {
+            Some(ttl) => Ok(Some(self.leases.lease_for(ttl).await?)),
+            None => Ok(None),
         }
     }
 
@@ -238,6 +238,7 @@ impl Interface for Store {
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
         let key = join_key(&self.prefix, key)?;
+        let ttl = ttl_seconds(ttl)?;
         self.codec.check_create(&key, object)?;
         let (plain, stored) = self.to_storage(&key, object)?;
         let lease = self.lease(ttl).await?;
@@ -259,7 +260,7 @@ impl Interface for Store {
                 return Err(StorageError::key_not_found(&key));
             };
             let state = self.decode(&key, kv.value(), kv.mod_revision())?;
-            check_preconditions(&key, preconditions, &state.object)?;
+            check_preconditions(&key, preconditions, Some(&state.object))?;
             match self.delete_if_unchanged(&key, kv.mod_revision()).await? {
                 Ok(()) => return Ok(state.object),
                 // Changed since we read it: check the preconditions again.
@@ -286,9 +287,7 @@ impl Interface for Store {
                 None if ignore_not_found => (None, 0),
                 None => return Err(StorageError::key_not_found(&key)),
             };
-            if let Some(state) = &state {
-                check_preconditions(&key, preconditions, &state.object)?;
-            }
+            check_preconditions(&key, preconditions, state.as_ref().map(|s| &s.object))?;
             let updated = try_update(state.as_ref().map(|s| &s.object))?;
             let (plain, stored) = self.to_storage(&key, &updated)?;
             if let Some(state) = &state {

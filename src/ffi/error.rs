@@ -8,7 +8,7 @@ use crate::storage::{Code, StorageError};
 /// The result of every fallible call. 1–7 are Kubernetes' own storage error
 /// codes (`k8s.io/apiserver/pkg/storage`, `ErrCode*`); 100 and up are the library's.
 #[allow(non_camel_case_types)]
-#[repr(C)]
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum storage_code {
     /// Success.
@@ -61,6 +61,61 @@ impl From<Code> for storage_code {
             Code::Unsupported => STORAGE_ERR_UNSUPPORTED,
             Code::Internal => STORAGE_ERR_INTERNAL,
             Code::PermissionDenied => STORAGE_ERR_PERMISSION_DENIED,
+        }
+    }
+}
+
+/// A `storage_code` received from foreign code, such as a callback's return
+/// value: an integer, since a C enum may hold any value (`-1`, `42`, ...).
+pub type storage_code_int = i32;
+
+impl storage_code {
+    const ALL: [storage_code; 14] = {
+        use storage_code::*;
+        [
+            STORAGE_OK,
+            STORAGE_ERR_KEY_NOT_FOUND,
+            STORAGE_ERR_KEY_EXISTS,
+            STORAGE_ERR_RESOURCE_VERSION_CONFLICTS,
+            STORAGE_ERR_INVALID_OBJ,
+            STORAGE_ERR_UNREACHABLE,
+            STORAGE_ERR_TIMEOUT,
+            STORAGE_ERR_CORRUPT_OBJ,
+            STORAGE_ERR_EXPIRED,
+            STORAGE_ERR_INVALID_ARGUMENT,
+            STORAGE_ERR_INVALID_CONFIG,
+            STORAGE_ERR_UNSUPPORTED,
+            STORAGE_ERR_INTERNAL,
+            STORAGE_ERR_PERMISSION_DENIED,
+        ]
+    };
+
+    /// The code whose value is `value`, if there is one.
+    pub(crate) fn from_int(value: storage_code_int) -> Option<storage_code> {
+        Self::ALL
+            .into_iter()
+            .find(|c| *c as storage_code_int == value)
+    }
+}
+
+impl From<storage_code> for Code {
+    /// The core's code for a code from C; `STORAGE_OK` has none and maps to `Internal`.
+    fn from(code: storage_code) -> Code {
+        use storage_code::*;
+        match code {
+            STORAGE_ERR_KEY_NOT_FOUND => Code::KeyNotFound,
+            STORAGE_ERR_KEY_EXISTS => Code::KeyExists,
+            STORAGE_ERR_RESOURCE_VERSION_CONFLICTS => Code::ResourceVersionConflicts,
+            STORAGE_ERR_INVALID_OBJ => Code::InvalidObj,
+            STORAGE_ERR_UNREACHABLE => Code::Unreachable,
+            STORAGE_ERR_TIMEOUT => Code::Timeout,
+            STORAGE_ERR_CORRUPT_OBJ => Code::CorruptObj,
+            STORAGE_ERR_EXPIRED => Code::Expired,
+            STORAGE_ERR_INVALID_ARGUMENT => Code::InvalidArgument,
+            STORAGE_ERR_INVALID_CONFIG => Code::InvalidConfig,
+            STORAGE_ERR_UNSUPPORTED => Code::Unsupported,
+            STORAGE_ERR_PERMISSION_DENIED => Code::PermissionDenied,
+            STORAGE_OK | STORAGE_ERR_INTERNAL => Code::Internal,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::slice;
 
 use super::boundary::{call, opt_str_arg, out_arg, str_arg, Castable};
 use super::bytes::storage_bytes;
-use super::error::{storage_code, storage_error};
+use super::error::{storage_code, storage_code_int, storage_error};
 use super::handle::storage;
 use crate::storage::{Code, ListOptions, Object, Preconditions, Result, StorageError};
 
@@ -122,7 +122,7 @@ pub type storage_update_fn = Option<
         current_len: usize,
         out_new: *mut *const u8,
         out_new_len: *mut usize,
-    ) -> storage_code,
+    ) -> storage_code_int,
 >;
 
 /// Carries the caller's `user_data` into the update closure.
@@ -139,23 +139,23 @@ impl UserData {
     }
 }
 
-fn code_of(code: storage_code) -> Code {
-    use storage_code::*;
-    match code {
-        STORAGE_ERR_KEY_NOT_FOUND => Code::KeyNotFound,
-        STORAGE_ERR_KEY_EXISTS => Code::KeyExists,
-        STORAGE_ERR_RESOURCE_VERSION_CONFLICTS => Code::ResourceVersionConflicts,
-        STORAGE_ERR_INVALID_OBJ => Code::InvalidObj,
-        STORAGE_ERR_UNREACHABLE => Code::Unreachable,
-        STORAGE_ERR_TIMEOUT => Code::Timeout,
-        STORAGE_ERR_CORRUPT_OBJ => Code::CorruptObj,
-        STORAGE_ERR_EXPIRED => Code::Expired,
-        STORAGE_ERR_INVALID_ARGUMENT => Code::InvalidArgument,
-        STORAGE_ERR_INVALID_CONFIG => Code::InvalidConfig,
-        STORAGE_ERR_UNSUPPORTED => Code::Unsupported,
-        STORAGE_ERR_PERMISSION_DENIED => Code::PermissionDenied,
-        STORAGE_OK | STORAGE_ERR_INTERNAL => Code::Internal,
-    }
+/// What a callback's return value means: `None` for `STORAGE_OK`, the code to
+/// abort with otherwise. A value that is no `storage_code` (`-1`, `42`, ...)
+/// aborts with `INVALID_ARGUMENT` naming it.
+fn abort_code(code: storage_code_int) -> Option<StorageError> {
+    let known = storage_code::from_int(code);
+    let (code, message) = match known {
+        Some(storage_code::STORAGE_OK) => return None,
+        Some(known) => (
+            Code::from(known),
+            format!("update aborted by try_update with code {code}"),
+        ),
+        None => (
+            Code::InvalidArgument,
+            format!("try_update returned {code}, which is not a storage_code"),
+        ),
+    };
+    Some(StorageError::new(code, message))
 }
 
 /// Go's `GuaranteedUpdate`: reads `key`, calls `try_update` with the current
@@ -192,11 +192,8 @@ pub extern "C" fn storage_guaranteed_update(
                 current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
             let (mut new, mut new_len) = (std::ptr::null::<u8>(), 0usize);
             let code = f(user_data.get(), ptr, len, &mut new, &mut new_len);
-            if code != storage_code::STORAGE_OK {
-                return Err(StorageError::new(
-                    code_of(code),
-                    format!("update aborted by try_update with code {}", code as i32),
-                ));
+            if let Some(abort) = abort_code(code) {
+                return Err(abort);
             }
             Ok(bytes_arg(new, new_len, "the object try_update returned")?.to_vec())
         };
