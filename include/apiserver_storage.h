@@ -213,7 +213,8 @@ typedef struct storage_preconditions {
  * `ignore_not_found` was set) and returns `STORAGE_OK` with the new object in
  * `*out_new`/`*out_new_len` — memory the caller owns, which must stay valid
  * until the callback is called again or `storage_guaranteed_update` returns —
- * or any other code to abort the update with that code.
+ * or any other code to abort the update with that code (a value that is no
+ * `storage_code` aborts it with `STORAGE_ERR_INVALID_ARGUMENT`).
  */
 typedef storage_code (*storage_update_fn)(void *user_data,
                                           const uint8_t *current,
@@ -493,10 +494,11 @@ storage_code storage_delete(const struct storage *s,
  * current encryption key). Writes the resulting object to `*out_object` (when
  * not NULL).
  *
- * `try_update` runs on the calling thread, possibly several times; it must not
- * call this handle's blocking functions (they would fail with
- * `STORAGE_ERR_INTERNAL`). A code other than `STORAGE_OK` from it aborts the
- * update and is returned.
+ * `try_update` runs on the calling thread, possibly several times, outside the
+ * library's own threads: it may call any function of the library, on this
+ * handle or another (it must not destroy this handle). A code other than
+ * `STORAGE_OK` from it aborts the update and is returned; a value that is no
+ * `storage_code` (say `-1`) aborts it with `STORAGE_ERR_INVALID_ARGUMENT`.
  */
 storage_code storage_guaranteed_update(const struct storage *s,
                                        const char *key,

@@ -343,7 +343,9 @@ impl Interface for Store {
             ));
         }
         let key = join_key(&self.prefix, key)?;
+        let minimum = parse_resource_version(&opts.resource_version)?;
         let (nodes, index) = self.leaves_under(&key).await?;
+        validate_minimum_resource_version(minimum, index)?;
         let items = nodes
             .iter()
             .map(|n| self.decode(&n.key, n, n.modified_index))

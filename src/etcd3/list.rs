@@ -1,9 +1,11 @@
 //! Go's etcd3 `store.List`, with Kubernetes' paging.
 
+use etcd_client::{GetOptions, GetResponse};
+
 use super::client::prefix_range_end;
 use super::continue_token;
 use super::store::Store;
-use crate::codec::versioner::parse_resource_version;
+use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_version};
 use crate::storage::{Code, ListOptions, ListResult, Result, StorageError};
 
 fn expired(continuing: bool) -> StorageError {
@@ -14,6 +16,15 @@ fn expired(continuing: bool) -> StorageError {
         "The resourceVersion for the provided list is too old."
     };
     StorageError::new(Code::Expired, message)
+}
+
+fn revision(resp: &GetResponse) -> i64 {
+    resp.header().map_or(0, |h| h.revision())
+}
+
+/// A read of nothing but the current revision.
+fn count_only() -> GetOptions {
+    GetOptions::new().with_count_only()
 }
 
 /// Lists every key under `key_prefix` (which ends in `/`).
@@ -28,6 +39,8 @@ pub(super) async fn list(
         options = options.with_limit(opts.limit);
     }
     let mut returned_rv = 0;
+    // As Go's `List`: a resourceVersion is checked whether or not the list pages.
+    let minimum = parse_resource_version(&opts.resource_version)?;
     let continuing = store.paging && !opts.continue_token.is_empty();
     let mut key = key_prefix.to_owned();
     if continuing {
@@ -45,11 +58,10 @@ pub(super) async fn list(
             returned_rv = rv;
         }
     } else if paging {
-        let from = parse_resource_version(&opts.resource_version)?;
-        if from > 0 {
-            options = options.with_revision(from);
+        if minimum > 0 {
+            options = options.with_revision(minimum);
         }
-        returned_rv = from;
+        returned_rv = minimum;
         options = options.with_range(prefix_range_end(key_prefix));
     } else {
         options = options.with_prefix();
@@ -59,13 +71,17 @@ pub(super) async fn list(
     let mut last_key: Option<String> = None;
     let mut has_more;
     loop {
-        let resp = store.range(&key, options.clone()).await.map_err(|e| {
-            if e.code == Code::Expired {
-                expired(continuing)
-            } else {
-                e
+        let resp = match store.range(&key, options.clone()).await {
+            Ok(resp) => resp,
+            Err(e) if e.code == Code::Expired => return Err(expired(continuing)),
+            // A revision etcd has not reached: say so as for any other read.
+            Err(e) if e.message.contains("required revision is a future revision") => {
+                let current = store.range(key_prefix, count_only()).await?;
+                validate_minimum_resource_version(returned_rv, revision(&current))?;
+                return Err(e);
             }
-        })?;
+            Err(e) => return Err(e),
+        };
         has_more = resp.more();
         if resp.kvs().is_empty() && has_more {
             return Err(StorageError::internal(
@@ -83,7 +99,8 @@ pub(super) async fn list(
             last_key = Some(k);
         }
         if returned_rv == 0 {
-            returned_rv = resp.header().map_or(0, |h| h.revision());
+            returned_rv = revision(&resp);
+            validate_minimum_resource_version(minimum, returned_rv)?;
         }
         if !has_more || !paging || items.len() as i64 >= opts.limit {
             break;

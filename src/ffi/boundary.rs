@@ -1,14 +1,58 @@
 //! The panic boundary, argument checks and handle casts every exported function uses.
 
 use std::ffi::{c_char, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::cell::Cell;
+use std::panic::{self, catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use super::error::{storage_code, storage_error};
 use crate::storage::{Result, StorageError};
 
+thread_local! {
+    /// How many library calls this thread is inside (a callback may call in again).
+    static INSIDE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` as a library call: a panic in it is caught, and its text is kept
+/// off the host's stderr (see `quiet_panics`).
+fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    quiet_panics();
+    INSIDE.with(|n| n.set(n.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    INSIDE.with(|n| n.set(n.get() - 1));
+    result
+}
+
+/// Installs, once, a panic hook that keeps the library's panics (in a call,
+/// or on the runtime's own threads) to the library's log, which is silent
+/// unless `APISERVER_STORAGE_LOG` asks for it; the message still reaches the
+/// caller in the returned error. Every other panic goes to the hook that was
+/// installed before, so the host's own panics are reported as they were.
+fn quiet_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let ours = INSIDE.with(Cell::get) > 0
+                || std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with(THREAD_NAME));
+            if ours {
+                let backtrace = std::backtrace::Backtrace::capture();
+                tracing::error!("panic: {info}\n{backtrace}");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The name of the runtime threads every handle starts.
+pub(crate) const THREAD_NAME: &str = "apiserver-storage";
+
 /// Runs `f`, turning a panic into `default`: no unwind ever crosses into C.
 pub(crate) fn guard<T>(default: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
+    catch(f).unwrap_or(default)
 }
 
 /// The shape of every fallible exported function: runs `f` inside the panic
@@ -17,7 +61,7 @@ pub(crate) fn call(
     out_error: *mut *mut storage_error,
     f: impl FnOnce() -> Result<()>,
 ) -> storage_code {
-    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+    let result = catch(f).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
-use super::boundary::{call, guard, opt_str_arg, out_arg, str_arg, Castable};
+use super::boundary::{call, guard, opt_str_arg, out_arg, str_arg, Castable, THREAD_NAME};
 use super::bytes::storage_bytes;
 use super::error::{storage_code, storage_error};
 use crate::config::Config;
@@ -43,7 +43,7 @@ impl HandleRuntime {
     fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("apiserver-storage")
+            .thread_name(THREAD_NAME)
             .enable_all()
             .build()
             .map_err(|e| StorageError::internal(format!("cannot start the runtime: {e}")))?;

@@ -114,7 +114,8 @@ pub extern "C" fn storage_delete(
 /// `ignore_not_found` was set) and returns `STORAGE_OK` with the new object in
 /// `*out_new`/`*out_new_len` — memory the caller owns, which must stay valid
 /// until the callback is called again or `storage_guaranteed_update` returns —
-/// or any other code to abort the update with that code.
+/// or any other code to abort the update with that code (a value that is no
+/// `storage_code` aborts it with `STORAGE_ERR_INVALID_ARGUMENT`).
 pub type storage_update_fn = Option<
     extern "C" fn(
         user_data: *mut c_void,
@@ -166,10 +167,11 @@ fn abort_code(code: storage_code_int) -> Option<StorageError> {
 /// current encryption key). Writes the resulting object to `*out_object` (when
 /// not NULL).
 ///
-/// `try_update` runs on the calling thread, possibly several times; it must not
-/// call this handle's blocking functions (they would fail with
-/// `STORAGE_ERR_INTERNAL`). A code other than `STORAGE_OK` from it aborts the
-/// update and is returned.
+/// `try_update` runs on the calling thread, possibly several times, outside the
+/// library's own threads: it may call any function of the library, on this
+/// handle or another (it must not destroy this handle). A code other than
+/// `STORAGE_OK` from it aborts the update and is returned; a value that is no
+/// `storage_code` (say `-1`) aborts it with `STORAGE_ERR_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn storage_guaranteed_update(
     s: *const storage,
@@ -191,7 +193,11 @@ pub extern "C" fn storage_guaranteed_update(
             let (ptr, len) =
                 current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
             let (mut new, mut new_len) = (std::ptr::null::<u8>(), 0usize);
-            let code = f(user_data.get(), ptr, len, &mut new, &mut new_len);
+            // Outside the handle's runtime, the callback may call into the
+            // library like any other code: this handle, another, or destroying one.
+            let code = tokio::task::block_in_place(|| {
+                f(user_data.get(), ptr, len, &mut new, &mut new_len)
+            });
             if let Some(abort) = abort_code(code) {
                 return Err(abort);
             }

@@ -97,7 +97,7 @@ func IsUnreachable(err error) bool { return hasCode(err, CodeUnreachable) }
 // IsExpired reports a compacted resource version (HTTP 410 Gone).
 func IsExpired(err error) bool { return hasCode(err, CodeExpired) }
 
-func takeError(code C.enum_storage_code, e *C.storage_error) error {
+func takeError(code C.storage_code, e *C.storage_error) error {
 	defer C.storage_error_free(e)
 	return &Error{
 		code:            Code(code),

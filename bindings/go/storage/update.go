@@ -5,7 +5,7 @@ package storage
 #include "apiserver_storage.h"
 
 // The trampoline below, as cgo exports it (storage_update_fn up to const).
-extern enum storage_code goStorageUpdate(void *, uint8_t *, size_t, uint8_t **, size_t *);
+extern storage_code goStorageUpdate(void *, uint8_t *, size_t, uint8_t **, size_t *);
 */
 import "C"
 
@@ -50,7 +50,7 @@ func (u *update) freeResult() {
 const abortCode = C.STORAGE_ERR_INTERNAL
 
 //export goStorageUpdate
-func goStorageUpdate(userData unsafe.Pointer, current *C.uint8_t, currentLen C.size_t, outNew **C.uint8_t, outNewLen *C.size_t) (code C.enum_storage_code) {
+func goStorageUpdate(userData unsafe.Pointer, current *C.uint8_t, currentLen C.size_t, outNew **C.uint8_t, outNewLen *C.size_t) (code C.storage_code) {
 	u := (*(*cgo.Handle)(userData)).Value().(*update)
 	defer func() {
 		if r := recover(); r != nil {
