@@ -1,7 +1,7 @@
 //! The panic boundary, argument checks and handle casts every exported function uses.
 
-use std::ffi::{c_char, CStr};
 use std::cell::Cell;
+use std::ffi::{c_char, CStr};
 use std::panic::{self, catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
