@@ -221,8 +221,8 @@ class Storage:
         absent and ignore_not_found) and writes what it returns (bytes, or a dict) only if the key is
         unchanged since the read, calling it again otherwise. Returns the stored object's bytes.
 
-        try_update runs on the calling thread, possibly several times, and must not call this
-        Storage. An exception it raises aborts the update and is raised here unchanged."""
+        try_update runs on the calling thread, possibly several times; it may call any Storage,
+        this one included. An exception it raises aborts the update and is raised here unchanged."""
         state = _UpdateState(try_update)
         callback = _UPDATE_FN(state.trampoline)  # alive until the call returns
         pre = None

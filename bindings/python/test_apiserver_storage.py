@@ -131,6 +131,18 @@ class BindingTest(unittest.TestCase):
             self.s.guaranteed_update("/cms/absent", bump)
         self.assertIsNone(self.s.get("/cms/absent", ignore_not_found=True))
 
+    def test_try_update_may_call_the_library(self):
+        self.s.create("/cms/src", {"metadata": {"name": "src"}, "v": 7})
+        self.s.create("/cms/dst", {"metadata": {"name": "dst"}, "v": 0})
+        with st.Storage(config()) as other:
+            def copy(current):
+                obj = json.loads(current)
+                obj["v"] = json.loads(other.get("/cms/src"))["v"] + self.s.count("/cms")
+                return obj
+
+            updated = json.loads(self.s.guaranteed_update("/cms/dst", copy))
+        self.assertEqual(updated["v"], 9)
+
     def test_guaranteed_update_exception_aborts(self):
         self.s.create("/cms/e", {"metadata": {"name": "e"}, "v": 1})
         before = self.s.get_with_info("/cms/e")
