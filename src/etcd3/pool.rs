@@ -24,6 +24,8 @@ const MAX_DOWN: Duration = Duration::from_secs(10);
 /// Pause between attempts, doubling up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// A deadline no request reaches (a century).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 struct Member {
     url: String,
@@ -218,7 +220,9 @@ impl Pool {
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         let metrics = self.metrics.rpc(method);
-        let deadline = Instant::now() + rpc.timeout;
+        let now = Instant::now();
+        // A timeout past what the clock holds waits for ever, as it asks.
+        let deadline = now.checked_add(rpc.timeout).unwrap_or(now + FAR_FUTURE);
         let mut backoff = FIRST_BACKOFF;
         loop {
             let (member, members) = self.pick();
