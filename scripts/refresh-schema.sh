@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Regenerates proto/ — the schema of the protobuf codec — from one Kubernetes
+# release's modules (k8s.io/api, k8s.io/apimachinery, k8s.io/kube-aggregator),
+# taken from the Go module cache and downloaded from the module proxy when
+# missing:
+#
+#   scripts/refresh-schema.sh v0.37.2
+#
+# Packages lose their `k8s.io.` prefix (`k8s.io.api.core.v1` is `api.core.v1`),
+# which leaves the wire format unchanged. Groups whose objects are never
+# stored are left out.
+set -euo pipefail
+version=${1:?usage: scripts/refresh-schema.sh MODULE_VERSION (e.g. v0.37.2)}
+cd "$(dirname "$0")/.."
+never_stored='^(admission|authentication|authorization|imagepolicy|apidiscovery)/'
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+module_dir() {
+  (cd "$work" && go mod download -json "$1@$version") | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
+}
+(cd "$work" && go mod init schema-refresh >/dev/null 2>&1)
+api=$(module_dir k8s.io/api)
+machinery=$(module_dir k8s.io/apimachinery)
+aggregator=$(module_dir k8s.io/kube-aggregator)
+for d in "$api" "$machinery" "$aggregator"; do
+  [ -d "$d" ] || { echo "module download failed" >&2; exit 1; }
+done
+
+rename() {
+  sed -e 's/k8s\.io\.api\./api./g' \
+      -e 's/k8s\.io\.apimachinery\./apimachinery./g' \
+      -e 's/k8s\.io\.kube_aggregator\./kube_aggregator./g' \
+      -e '/^import /s|"k8s.io/apimachinery/|"apimachinery/|' \
+      -e '/^import /s|"k8s.io/api/|"api/|' \
+      -e '/^import /s|"k8s.io/kube-aggregator/|"kube_aggregator/|' "$1" > "$2"
+}
+
+copy_tree() { # SOURCE_MODULE DESTINATION [FILTER]
+  (cd "$1" && find . -name generated.proto | sed 's|^\./||' | sort) | while read -r f; do
+    if [ -n "${3:-}" ] && ! grep -Eq "$3" <<<"$f"; then continue; fi
+    if grep -Eq "$never_stored" <<<"$f"; then continue; fi
+    mkdir -p "$2/$(dirname "$f")"
+    rename "$1/$f" "$2/$f"
+  done
+}
+
+new=$work/proto
+mkdir -p "$new"
+copy_tree "$api" "$new/api"
+copy_tree "$machinery" "$new/apimachinery" '^pkg/(api/resource|apis/meta/v1|runtime|runtime/schema|util/intstr)/generated.proto$'
+copy_tree "$aggregator" "$new/kube_aggregator" '^pkg/apis/apiregistration/'
+release=1.${version#v0.}
+cat > "$new/README.md" <<EOF
+# Kubernetes API definitions
+
+The \`generated.proto\` files of Kubernetes ${release%.*} (the \`k8s.io/api\`,
+\`k8s.io/apimachinery\` and \`k8s.io/kube-aggregator\` modules $version;
+Apache-2.0, © The Kubernetes Authors) for the API groups kube-apiserver
+stores, written by \`scripts/refresh-schema.sh $version\`: the upstream files
+with their packages renamed (\`k8s.io.api.core.v1\` is \`api.core.v1\`), which
+leaves the wire format unchanged. \`build.rs\` compiles them into the
+descriptor set the protobuf codec decodes and encodes with.
+
+Not included: groups that are never stored (\`admission\`, \`authentication\`,
+\`authorization\`, \`imagepolicy\`, \`apidiscovery\`), \`apiextensions.k8s.io\`
+(CustomResourceDefinition) and the metrics APIs.
+EOF
+# Versions a release dropped may still be stored by the older clusters this
+# library reads: keep their files.
+kept=$( (cd proto && find api -name generated.proto | sort) | while read -r f; do
+  if [ ! -e "$new/$f" ]; then
+    mkdir -p "$new/$(dirname "$f")"
+    cp "proto/$f" "$new/$f"
+    echo "$(dirname "${f#api/}")"
+  fi
+done)
+if [ -n "$kept" ]; then
+  printf '\nKept from earlier releases, which %s no longer carries (older clusters\nmay still store objects in them): %s.\n' \
+    "$version" "$(echo $kept | sed 's/ /, /g')" >> "$new/README.md"
+fi
+rm -rf proto
+cp -r "$new" proto
+echo "proto/ now holds the schema of k8s.io/api $version ($(find proto -name '*.proto' | wc -l) files)"
