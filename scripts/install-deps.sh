@@ -18,3 +18,12 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The Kubernetes serialization fixtures (tests/fixture_corpus.rs): the
+# k8s.io/api module's testdata/, from the Go module proxy into the module cache.
+k8s_api=k8s.io/api@v0.37.2
+if [ ! -d "$(go env GOMODCACHE)/$k8s_api/testdata" ]; then
+  echo "downloading $k8s_api"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && go mod init fixtures >/dev/null 2>&1 && go mod download "$k8s_api")
+  rm -rf "$tmp"
+fi

@@ -30,6 +30,7 @@ const GROUPS: &[(&str, &str)] = &[
     ("extensions", "api.extensions"),
     ("flowcontrol.apiserver.k8s.io", "api.flowcontrol"),
     ("internal.apiserver.k8s.io", "api.apiserverinternal"),
+    ("lifecycle.k8s.io", "api.lifecycle"),
     ("networking.k8s.io", "api.networking"),
     ("node.k8s.io", "api.node"),
     ("policy", "api.policy"),
@@ -197,6 +198,10 @@ const INLINE: &[&str] = &[
 /// Fields whose proto name is capitalized but whose JSON name is not.
 const CAPITALIZED_JSON: &[&str] = &["DaemonEndpoint.Port"];
 
+/// Fields whose Go name starts with an acronym: the proto name lowers only its
+/// first letter (`APIGroup` is `aPIGroup`), the JSON tag the whole acronym.
+const ACRONYM_JSON: &[(&str, &str)] = &[("IngressClassParametersReference.aPIGroup", "apiGroup")];
+
 const OBJECT_META: &str = "apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// Message types with a JSON form of their own (custom `MarshalJSON` in Go).
@@ -319,6 +324,9 @@ pub fn special(message: &MessageDescriptor) -> Option<Special> {
 /// JSON tag, except for a few capitalized Go names whose tags are lowercase.
 pub fn json_name(field: &FieldDescriptor) -> Cow<'_, str> {
     let name = field.name();
+    if let Some((_, json)) = ACRONYM_JSON.iter().find(|(f, _)| *f == short(field)) {
+        return Cow::Borrowed(json);
+    }
     let mut chars = name.chars();
     match chars.next() {
         Some(first)
