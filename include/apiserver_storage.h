@@ -190,6 +190,13 @@ typedef struct storage_object_info {
    * older key or provider of the encryption config): rewrite it to re-encrypt.
    */
   bool stale;
+  /**
+   * The stored object holds fields the protobuf schema does not know (a
+   * newer Kubernetes release's): the object returned leaves them out, and
+   * `storage_guaranteed_update` refuses to rewrite it
+   * (`STORAGE_ERR_UNSUPPORTED`, naming them).
+   */
+  bool unknown_fields;
 } storage_object_info;
 
 /**

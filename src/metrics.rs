@@ -202,6 +202,7 @@ pub struct Metrics {
     /// Values no provider's prefix matched: Go's `transformer_prefix="unknown"`.
     unmatched: IntCounter,
     watch_resumptions: IntCounter,
+    unknown_fields: IntCounter,
 }
 
 /// The metric families a store registers.
@@ -330,14 +331,21 @@ impl Metrics {
         let registry = Registry::new();
         let families = Families::new();
         families.register(&registry);
-        let watch_resumptions = IntCounter::new(
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric names are unique");
+            c
+        };
+        let watch_resumptions = counter(
             "apiserver_storage_watch_resumptions_total",
             "Total number of watch streams re-established after they broke.",
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(watch_resumptions.clone()))
-            .expect("metric names are unique");
+        );
+        let unknown_fields = counter(
+            "apiserver_storage_unknown_fields_reads_total",
+            "Total number of objects read that hold fields the schema does not know.",
+        );
         Metrics {
             rpcs: Method::ALL.iter().map(|&m| families.rpc(m)).collect(),
             providers: provider_prefixes
@@ -350,6 +358,7 @@ impl Metrics {
                 NON_GRPC_FAILURE,
             ]),
             watch_resumptions,
+            unknown_fields,
             registry,
         }
     }
@@ -382,6 +391,11 @@ impl Metrics {
 
     pub(crate) fn watch_resumed(&self) {
         self.watch_resumptions.inc();
+    }
+
+    /// An object read with fields the schema does not know.
+    pub(crate) fn read_unknown_fields(&self) {
+        self.unknown_fields.inc();
     }
 
     /// Every series in the Prometheus text exposition format (version 0.0.4).

@@ -135,6 +135,30 @@ pub struct Object {
     /// The value was read with a transformer other than the one new writes use,
     /// so it should be rewritten (re-encrypted).
     pub stale: bool,
+    /// Where the stored object holds fields the codec's schema does not know
+    /// (a newer Kubernetes release's), as `path#field-number`: `data` leaves
+    /// them out, so writing it back would lose them.
+    pub unknown_fields: Vec<String>,
+}
+
+impl Object {
+    /// Refuses a write based on this object when it would drop fields the
+    /// schema does not know, leaving etcd unchanged.
+    pub fn check_nothing_unknown(&self, key: &str) -> Result<()> {
+        if self.unknown_fields.is_empty() {
+            return Ok(());
+        }
+        Err(StorageError::with_key(
+            Code::Unsupported,
+            key,
+            self.resource_version,
+            &format!(
+                "the stored object has fields this library's schema does not know ({}): \
+                 writing it would drop them, so it is left unchanged",
+                self.unknown_fields.join(", ")
+            ),
+        ))
+    }
 }
 
 /// Go's `storage.Preconditions`: checked against the current object before a

@@ -6,16 +6,13 @@
 //! The module comes from the Go module cache (`scripts/install-deps.sh`
 //! downloads it).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 
 use apiserver_storage::codec::Codec;
 use apiserver_storage::config::CodecKind;
 use serde_json::Value;
-
-/// The `k8s.io/api` release whose fixtures are read.
-const MODULE: &str = "k8s.io/api@v0.37.2";
 
 /// Kinds kube-apiserver never stores in etcd, with the reason: requests and
 /// responses of one call, options, and objects computed when served.
@@ -58,30 +55,20 @@ const NEVER_STORED: &[(&str, &str)] = &[
     ("WatchEvent", "a watch's frame"),
 ];
 
-fn testdata() -> PathBuf {
-    let output = Command::new("go")
-        .args(["env", "GOMODCACHE"])
-        .output()
-        .expect("the fixture corpus needs Go (scripts/install-deps.sh installs it)");
-    let cache = String::from_utf8(output.stdout).unwrap();
-    let dir = PathBuf::from(cache.trim()).join(MODULE).join("testdata");
-    assert!(
-        dir.is_dir(),
-        "{dir:?} is missing: scripts/install-deps.sh downloads {MODULE} into the Go module cache"
-    );
-    dir
-}
-
 /// What a fixture reads as, compared with what kube-apiserver serves for it.
 fn reads_exactly(codec: Codec, pb: &[u8], json: &[u8]) -> Result<(), String> {
-    let decoded = codec.decode(pb, 42).map_err(|e| e.to_string())?;
+    let (decoded, unknown) = codec
+        .decode_reporting_unknown(pb, 42)
+        .map_err(|e| e.to_string())?;
     let got: Value = serde_json::from_slice(&decoded).unwrap();
     let mut want: Value = serde_json::from_slice(json).unwrap();
     want["metadata"]["resourceVersion"] = Value::String("42".into());
-    if got == want {
-        return Ok(());
+    match (got == want, unknown.is_empty()) {
+        (true, true) => Ok(()),
+        (false, true) => Err(first_difference("", &got, &want)),
+        // The codec must say what it left out.
+        (_, false) => Err(format!("unknown to the schema: {}", unknown.join(", "))),
     }
-    Err(first_difference("", &got, &want))
 }
 
 /// The path of the first place two JSON values differ.
@@ -109,7 +96,7 @@ fn first_difference(at: &str, got: &Value, want: &Value) -> String {
 #[test]
 fn kubernetes_fixtures_read_exactly() {
     let codec = Codec::new(CodecKind::Protobuf);
-    let root = testdata();
+    let root = common::k8s_api_testdata();
     let mut releases: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
         .flatten()

@@ -186,3 +186,152 @@ fn writes_are_stored_as_protobuf_and_read_back_unchanged() {
     assert_eq!(rv, updated.resource_version);
     assert_eq!(got["data"]["mode"], "safe");
 }
+
+/// Protobuf wire-format editing, for injecting fields a schema does not know.
+mod wire {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn read_varint(data: &[u8], at: &mut usize) -> u64 {
+        let mut v = 0;
+        for shift in (0..64).step_by(7) {
+            let b = data[*at];
+            *at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+
+    /// A varint field `number = value`, as a newer schema might write it.
+    pub fn field(number: u32, value: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint(u64::from(number) << 3, &mut out);
+        varint(value, &mut out);
+        out
+    }
+
+    /// `message` with `extra` appended to the message found by following
+    /// `path`: at each step, the first length-delimited field of that number.
+    pub fn inject(message: &[u8], path: &[u32], extra: &[u8]) -> Vec<u8> {
+        let Some((&first, rest)) = path.split_first() else {
+            return [message, extra].concat();
+        };
+        let mut out = Vec::new();
+        let (mut at, mut done) = (0, false);
+        while at < message.len() {
+            let start = at;
+            let tag = read_varint(message, &mut at);
+            let (number, wire_type) = ((tag >> 3) as u32, tag & 7);
+            match wire_type {
+                0 => {
+                    read_varint(message, &mut at);
+                }
+                1 => at += 8,
+                5 => at += 4,
+                2 => {
+                    let len = read_varint(message, &mut at) as usize;
+                    let payload = &message[at..at + len];
+                    at += len;
+                    if number == first && !done {
+                        done = true;
+                        let inner = inject(payload, rest, extra);
+                        varint(tag, &mut out);
+                        varint(inner.len() as u64, &mut out);
+                        out.extend_from_slice(&inner);
+                        continue;
+                    }
+                }
+                other => panic!("wire type {other}"),
+            }
+            out.extend_from_slice(&message[start..at]);
+        }
+        assert!(done, "no field {first} to inject into");
+        out
+    }
+}
+
+/// A Pod written by a newer API server, with fields the 1.37 schema does not
+/// know at the top, in the spec, in a container and in a map value: reads
+/// report them (the info flag, a metric), and an update refuses to drop them,
+/// leaving etcd unchanged.
+#[test]
+fn fields_the_schema_does_not_know_are_reported_and_never_dropped() {
+    let pod = std::fs::read(common::k8s_api_testdata().join("HEAD/core.v1.Pod.pb")).unwrap();
+    let raw = &pod[4..]; // after `k8s\0`: the runtime.Unknown envelope; its `raw` is field 2
+    let injected = [
+        (vec![2], 9001, "#9001"),
+        (vec![2, 2], 9002, "spec#9002"),
+        (vec![2, 2, 2], 9003, "spec.containers[0]#9003"),
+        (
+            vec![2, 2, 2, 8, 1, 2],
+            9004,
+            "spec.containers[0].resources.limits[limitsKey]#9004",
+        ),
+    ];
+    let etcd = Etcd::start();
+    let config = Config::from_json(&etcd.config(r#""codec":"protobuf""#)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, _destroy) = rt.block_on(factory::create(&config)).unwrap();
+    // The fixture itself holds nothing unknown.
+    etcd.put("/registry/pods/default/plain", &pod);
+    let object = rt
+        .block_on(store.get("/pods/default/plain", &GetOptions::default()))
+        .unwrap()
+        .unwrap();
+    assert!(object.unknown_fields.is_empty());
+    let mut expected: Value = serde_json::from_slice(&object.data).unwrap();
+    expected["metadata"]["resourceVersion"] = Value::Null;
+    for (i, (path, number, reported)) in injected.iter().enumerate() {
+        let stored = [
+            &pod[..4],
+            &wire::inject(raw, path, &wire::field(*number, 7)),
+        ]
+        .concat();
+        let key = format!("/pods/default/p{i}");
+        etcd.put(&format!("/registry{key}"), &stored);
+
+        let object = rt
+            .block_on(store.get(&key, &GetOptions::default()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(object.unknown_fields, vec![reported.to_string()]);
+        // The known fields read as without the injected one.
+        let (mut got, _) = get(&rt, &*store, &key);
+        got["metadata"]["resourceVersion"] = Value::Null;
+        assert_eq!(got, expected);
+
+        let mut calls = 0;
+        let e = rt
+            .block_on(store.guaranteed_update(&key, false, None, &mut |current| {
+                calls += 1;
+                Ok(current.unwrap().data.clone())
+            }))
+            .unwrap_err();
+        assert_eq!(e.code, Code::Unsupported, "{}", e.message);
+        assert!(
+            e.message.contains(reported) && e.message.contains(&key),
+            "{}",
+            e.message
+        );
+        assert_eq!(calls, 0);
+        assert_eq!(
+            etcd.raw(&format!("/registry{key}")).unwrap(),
+            stored,
+            "etcd changed"
+        );
+    }
+    // Two gets and the update's read of each.
+    let metrics = store.metrics_text();
+    assert!(
+        metrics.contains("apiserver_storage_unknown_fields_reads_total 12"),
+        "{metrics}"
+    );
+}

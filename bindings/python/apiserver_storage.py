@@ -66,7 +66,8 @@ class _Bytes(ctypes.Structure):
 
 
 class _Info(ctypes.Structure):
-    _fields_ = [("found", ctypes.c_bool), ("resource_version", ctypes.c_int64), ("stale", ctypes.c_bool)]
+    _fields_ = [("found", ctypes.c_bool), ("resource_version", ctypes.c_int64), ("stale", ctypes.c_bool),
+                ("unknown_fields", ctypes.c_bool)]
 
 
 class _Preconditions(ctypes.Structure):

@@ -27,6 +27,47 @@ fn corrupt(message: String) -> CodecError {
     CodecError::Corrupt(message)
 }
 
+/// Where a decoded message holds fields its schema does not know (a newer
+/// release's): one `path#number` each, the path in API field names
+/// (`spec.containers[0]#99`, `metadata#42` ...; `#7` at the top).
+pub fn unknown_fields(message: &DynamicMessage) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_unknown(message, "", &mut found);
+    found
+}
+
+fn collect_unknown(message: &DynamicMessage, path: &str, found: &mut Vec<String>) {
+    for field in message.unknown_fields() {
+        found.push(format!("{path}#{}", field.number()));
+    }
+    for (field, value) in message.fields() {
+        let name = schema::json_name(&field);
+        let at = if path.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        match value {
+            Value::Message(inner) => collect_unknown(inner, &at, found),
+            Value::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::Message(inner) = item {
+                        collect_unknown(inner, &format!("{at}[{i}]"), found);
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (key, item) in entries {
+                    if let Value::Message(inner) = item {
+                        collect_unknown(inner, &format!("{at}[{}]", map_key(key)), found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The JSON object of a decoded message.
 pub fn to_json(message: &DynamicMessage) -> Result<Map<String, Json>> {
     let mut object = Map::new();

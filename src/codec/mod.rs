@@ -49,9 +49,20 @@ impl Codec {
     /// Decodes transformed bytes into the caller's form of the object, with
     /// `metadata.resourceVersion` set to `resource_version` (except `raw`).
     pub fn decode(&self, data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError> {
+        self.decode_reporting_unknown(data, resource_version)
+            .map(|(object, _)| object)
+    }
+
+    /// `decode`, also saying where the stored object holds fields the schema
+    /// does not know, which the decoded object leaves out (`path#number`).
+    pub fn decode_reporting_unknown(
+        &self,
+        data: &[u8],
+        resource_version: i64,
+    ) -> Result<(Vec<u8>, Vec<String>), CodecError> {
         match self.0 {
-            CodecKind::Json => json::decode(data, resource_version),
-            CodecKind::Raw => Ok(data.to_vec()),
+            CodecKind::Json => Ok((json::decode(data, resource_version)?, Vec::new())),
+            CodecKind::Raw => Ok((data.to_vec(), Vec::new())),
             CodecKind::Protobuf => protobuf::decode(data, resource_version),
         }
     }
@@ -75,16 +86,27 @@ impl Codec {
         resource_version: i64,
         stale: bool,
     ) -> crate::storage::Result<Object> {
-        let data = self.decode(plain, resource_version).map_err(|e| match e {
-            CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
-            CodecError::Unsupported(reason) => {
-                StorageError::with_key(Code::Unsupported, key, 0, &reason)
-            }
-        })?;
+        let (data, unknown_fields) = self
+            .decode_reporting_unknown(plain, resource_version)
+            .map_err(|e| match e {
+                CodecError::Corrupt(reason) => StorageError::corrupt(key, reason),
+                CodecError::Unsupported(reason) => {
+                    StorageError::with_key(Code::Unsupported, key, 0, &reason)
+                }
+            })?;
+        if !unknown_fields.is_empty() {
+            tracing::warn!(
+                key,
+                fields = %unknown_fields.join(", "),
+                "the stored object has fields this library's schema does not know; \
+                 they are left out of the object read, and writes to it are refused"
+            );
+        }
         Ok(Object {
             data,
             resource_version,
             stale,
+            unknown_fields,
         })
     }
 

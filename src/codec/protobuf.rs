@@ -9,9 +9,12 @@ use super::{envelope, json, kubejson, schema, CodecError};
 
 /// Decodes a stored object. Values without the protobuf prefix are JSON:
 /// clusters hold both, from before and after a storage media type change.
-pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError> {
+///
+/// Also returns where the object holds fields the schema does not know
+/// (see `kubejson::unknown_fields`), which the JSON leaves out.
+pub fn decode(data: &[u8], resource_version: i64) -> Result<(Vec<u8>, Vec<String>), CodecError> {
     if !data.starts_with(envelope::MAGIC) {
-        return json::decode(data, resource_version);
+        return Ok((json::decode(data, resource_version)?, Vec::new()));
     }
     let envelope = envelope::open(data)?;
     let descriptor = schema::object(&envelope.api_version, &envelope.kind)?;
@@ -21,10 +24,11 @@ pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError>
             envelope.api_version, envelope.kind
         ))
     })?;
+    let unknown = kubejson::unknown_fields(&message);
     let mut object = kubejson::to_json(&message)?;
     object.insert("apiVersion".into(), Value::String(envelope.api_version));
     object.insert("kind".into(), Value::String(envelope.kind));
-    json::stamp(object, resource_version)
+    Ok((json::stamp(object, resource_version)?, unknown))
 }
 
 /// Encodes a JSON object, whose `apiVersion` and `kind` pick its type, in the
@@ -68,7 +72,7 @@ mod tests {
     }
 
     fn decode_value(data: &[u8], rv: i64) -> Result<Value, CodecError> {
-        decode(data, rv).map(|b| serde_json::from_slice(&b).unwrap())
+        decode(data, rv).map(|(b, _)| serde_json::from_slice(&b).unwrap())
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub(super) fn decode(
             StorageError::corrupt(key, format!("unable to transform stored data: {e}"))
         })?;
     let object = codec.decode_object(key, &plain, resource_version, stale)?;
+    if !object.unknown_fields.is_empty() {
+        metrics.read_unknown_fields();
+    }
     Ok(State {
         object,
         plain: plain.into_owned(),
@@ -288,6 +291,9 @@ impl Interface for Store {
                 None => return Err(StorageError::key_not_found(&key)),
             };
             check_preconditions(&key, preconditions, state.as_ref().map(|s| &s.object))?;
+            if let Some(state) = &state {
+                state.object.check_nothing_unknown(&key)?;
+            }
             let updated = try_update(state.as_ref().map(|s| &s.object))?;
             let (plain, stored) = self.to_storage(&key, &updated)?;
             if let Some(state) = &state {

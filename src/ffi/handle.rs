@@ -192,6 +192,11 @@ pub struct storage_object_info {
     /// The value was not written with the transformer new writes use (an
     /// older key or provider of the encryption config): rewrite it to re-encrypt.
     pub stale: bool,
+    /// The stored object holds fields the protobuf schema does not know (a
+    /// newer Kubernetes release's): the object returned leaves them out, and
+    /// `storage_guaranteed_update` refuses to rewrite it
+    /// (`STORAGE_ERR_UNSUPPORTED`, naming them).
+    pub unknown_fields: bool,
 }
 
 /// `storage_get`, also writing to `*out_info` (when not NULL) whether the key
@@ -221,6 +226,9 @@ pub extern "C" fn storage_get_with_info(
                 found: object.is_some(),
                 resource_version: object.as_ref().map_or(0, |o| o.resource_version),
                 stale: object.as_ref().is_some_and(|o| o.stale),
+                unknown_fields: object
+                    .as_ref()
+                    .is_some_and(|o| !o.unknown_fields.is_empty()),
             };
         }
         *out = object.map_or(storage_bytes::EMPTY, |o| storage_bytes::from_vec(o.data));

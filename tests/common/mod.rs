@@ -659,3 +659,25 @@ pub fn v2_as(
     };
     Ok((status, index, json))
 }
+
+/// The `k8s.io/api` release whose serialization fixtures the tests read.
+pub const K8S_API_MODULE: &str = "k8s.io/api@v0.37.2";
+
+/// The `testdata/` directory of [`K8S_API_MODULE`] in the Go module cache
+/// (`scripts/install-deps.sh` downloads it): one object per kind and version,
+/// as `.pb` and `.json`, for HEAD and each release.
+pub fn k8s_api_testdata() -> PathBuf {
+    let output = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("the Kubernetes fixtures need Go (scripts/install-deps.sh installs it)");
+    let cache = String::from_utf8(output.stdout).unwrap();
+    let dir = PathBuf::from(cache.trim())
+        .join(K8S_API_MODULE)
+        .join("testdata");
+    assert!(
+        dir.is_dir(),
+        "{dir:?} is missing: scripts/install-deps.sh downloads {K8S_API_MODULE} into the Go module cache"
+    );
+    dir
+}
