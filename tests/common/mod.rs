@@ -67,16 +67,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn etcd_binary() -> String {
-    let bin = std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into());
+/// The etcd server a backend's tests run: `ETCD_BIN` (default `etcd`, Debian's
+/// 3.4) for etcd3; for etcd2 `ETCD_V2_BIN` (default `etcd`), since etcd 3.6
+/// removed the v2 API.
+fn etcd_binary(backend: Backend) -> String {
+    let var = match backend {
+        Backend::Etcd3 => "ETCD_BIN",
+        Backend::Etcd2 => "ETCD_V2_BIN",
+    };
+    let bin = std::env::var(var).unwrap_or_else(|_| "etcd".into());
     let found = Command::new(&bin)
         .arg("--version")
         .stdout(Stdio::null())
         .status();
     assert!(
         matches!(found, Ok(s) if s.success()),
-        "the tests need an etcd 3.4 server binary (`{bin}`): install Debian's etcd-server \
-         (.ci/run does) or set ETCD_BIN"
+        "the tests need an etcd server binary (`{bin}`): install Debian's etcd-server 3.4 \
+         (.ci/run does) or set {var}"
     );
     bin
 }
@@ -86,6 +93,7 @@ pub struct Member {
     pub name: String,
     /// `https` when the member serves clients over TLS.
     scheme: &'static str,
+    backend: Backend,
     extra: Vec<String>,
     pub client_port: u16,
     pub peer_port: u16,
@@ -98,6 +106,7 @@ impl Member {
         Member {
             name: name.into(),
             scheme: "http",
+            backend: Backend::Etcd3,
             extra: Vec::new(),
             client_port: free_port(),
             peer_port: free_port(),
@@ -117,7 +126,7 @@ impl Member {
     fn spawn(&mut self, initial_cluster: &str) {
         assert!(self.child.is_none(), "member {} already running", self.name);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).unwrap();
-        let child = Command::new(etcd_binary())
+        let child = Command::new(etcd_binary(self.backend))
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
@@ -218,6 +227,7 @@ impl Etcd {
         etcd.members[0].scheme = "https";
         etcd.members[0].extra = certs.server_args();
         etcd.members[0].extra.extend(backend.flags());
+        etcd.members[0].backend = backend;
         etcd.spawn(0);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", etcd.members[0].client_port)).is_err() {
@@ -233,6 +243,7 @@ impl Etcd {
         etcd.backend = backend;
         for m in &mut etcd.members {
             m.extra = backend.flags();
+            m.backend = backend;
         }
         etcd
     }
