@@ -140,6 +140,17 @@ impl Config {
         Ok(())
     }
 
+    /// The configured etcd credentials. An empty username and an empty (or
+    /// absent) password mean none: the client then never logs in.
+    pub(crate) fn credentials(&self) -> Option<(&str, &Secret)> {
+        match &self.password {
+            Some(password) if !self.username.is_empty() && !password.expose().is_empty() => {
+                Some((self.username.as_str(), password))
+            }
+            _ => None,
+        }
+    }
+
     /// The backend type; `""` means etcd3, as in Go.
     pub fn storage_type(&self) -> Result<StorageType> {
         match self.storage_type.as_str() {
@@ -247,6 +258,23 @@ mod tests {
         assert!(!e.message.contains("hunter2"));
         let e = err(r#"{"server_list":["a"],"username":"u","password":7}"#);
         assert!(!e.message.contains('7'), "{}", e.message);
+    }
+
+    #[test]
+    fn empty_username_and_password_are_no_credentials() {
+        for extra in [
+            r#""username":"","password":"""#,
+            r#""username":"","password":null"#,
+            r#""username":"""#,
+            r#""password":"""#,
+        ] {
+            let c = Config::from_json(&format!(r#"{{"server_list":["a:1"],{extra}}}"#)).unwrap();
+            assert!(c.credentials().is_none(), "{extra}");
+        }
+        let c =
+            Config::from_json(r#"{"server_list":["a:1"],"username":"u","password":"p"}"#).unwrap();
+        let (user, password) = c.credentials().unwrap();
+        assert_eq!((user, password.expose()), ("u", "p"));
     }
 
     #[test]

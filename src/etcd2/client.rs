@@ -127,13 +127,10 @@ impl Client {
                 ))
             })?;
         }
-        let authorization = match &config.password {
-            Some(password) if !config.username.is_empty() => {
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    config.username,
-                    password.expose()
-                ));
+        let authorization = match config.credentials() {
+            Some((username, password)) => {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()));
                 let mut value = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
                     StorageError::invalid_config(
                         "invalid config fields `username`/`password`: not valid in an HTTP header",
@@ -142,7 +139,7 @@ impl Client {
                 value.set_sensitive(true);
                 Some(value)
             }
-            _ => None,
+            None => None,
         };
         let connector = Connector {
             tls: tls.map(TlsConnector::from),

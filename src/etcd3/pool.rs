@@ -92,9 +92,8 @@ impl Pool {
             members.push(Arc::new(Member::new(dialer.client(&url).await?, url)));
         }
         let credentials = config
-            .password
-            .as_ref()
-            .map(|p| (config.username.clone(), p.clone()));
+            .credentials()
+            .map(|(user, password)| (user.to_owned(), password.clone()));
         Ok(Pool {
             members: RwLock::new(Arc::new(members)),
             next: AtomicUsize::new(0),
