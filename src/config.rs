@@ -7,6 +7,39 @@ use serde::Deserialize;
 use crate::storage::{Result, StorageError};
 use crate::value::config::{Secret, TransformerConfig};
 
+/// The most the library reads of a file the config names (`ca_file`,
+/// `cert_file`, `key_file`, an `encryption_config_file`): 1 MiB, far more than
+/// any PEM bundle or encryption configuration needs, and a bound when the
+/// path is `/dev/zero` or a huge file by mistake.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// Reads a file the config names in `field`: at most `MAX_FILE_BYTES`, else
+/// `InvalidConfig` naming the field, the path and the limit. The file is opened
+/// non-blocking, so a FIFO without a writer reads as empty instead of hanging.
+pub(crate) fn read_file(field: &str, path: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |why: &dyn std::fmt::Display| {
+        StorageError::invalid_config(format!("invalid config field `{field}`: {path:?}: {why}"))
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(&format_args!("cannot read it: {e}")))?;
+    let mut data = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| fail(&format_args!("cannot read it: {e}")))?;
+    if data.len() > MAX_FILE_BYTES {
+        return Err(fail(&format_args!(
+            "the file is larger than {} MiB, the limit for files the config names",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(data)
+}
+
 /// Which backend a config selects (Go's `storagebackend.StorageTypeETCD2/3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageType {
@@ -275,6 +308,37 @@ mod tests {
             Config::from_json(r#"{"server_list":["a:1"],"username":"u","password":"p"}"#).unwrap();
         let (user, password) = c.credentials().unwrap();
         assert_eq!((user, password.expose()), ("u", "p"));
+    }
+
+    #[test]
+    fn files_are_read_up_to_one_mib() {
+        use std::io::Write;
+        let mut exact = tempfile::NamedTempFile::new().unwrap();
+        exact.write_all(&vec![b'x'; MAX_FILE_BYTES]).unwrap();
+        let path = exact.path().to_str().unwrap().to_owned();
+        let path = path.as_str();
+        assert_eq!(read_file("ca_file", path).unwrap().len(), MAX_FILE_BYTES);
+        exact.write_all(b"y").unwrap();
+        for path in [path, "/dev/zero"] {
+            let e = read_file("ca_file", path).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig);
+            assert_eq!(
+                e.message,
+                format!(
+                    "invalid config field `ca_file`: {path:?}: the file is larger than 1 MiB, \
+                     the limit for files the config names"
+                )
+            );
+        }
+        let e = read_file("key_file", "/nonexistent/key.pem").unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig);
+        assert!(
+            e.message.starts_with(
+                "invalid config field `key_file`: \"/nonexistent/key.pem\": cannot read it: "
+            ),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

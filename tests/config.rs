@@ -5,7 +5,7 @@ mod common;
 
 use apiserver_storage::config::Config;
 use apiserver_storage::factory;
-use apiserver_storage::storage::{GetOptions, StorageError};
+use apiserver_storage::storage::{Code, GetOptions, StorageError};
 use common::{Backend, Etcd};
 
 /// Creates a store from `config` and reads `key` (not found is `None`).
@@ -37,6 +37,56 @@ fn empty_username_and_password_mean_no_credentials(backend: Backend) {
         assert!(
             String::from_utf8_lossy(&value).contains(r#""a":1"#),
             "{credentials}"
+        );
+    }
+}
+
+for_each_backend!(files_the_config_names_are_read_up_to_one_mib);
+
+fn files_the_config_names_are_read_up_to_one_mib(backend: Backend) {
+    let big = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(big.path(), vec![b'#'; (1 << 20) + 1]).unwrap();
+    let big = big.path().to_str().unwrap();
+    let certs = common::tls::Certs::generate();
+    let cert = certs.path("client.pem").display().to_string();
+    let key = certs.path("client-key.pem").display().to_string();
+    let ca = certs.path("ca.pem").display().to_string();
+    let mut cases = vec![];
+    for path in ["/dev/zero", big] {
+        cases.push(("ca_file", path, format!(r#""ca_file":"{path}""#)));
+        cases.push((
+            "cert_file",
+            path,
+            format!(r#""ca_file":"{ca}","cert_file":"{path}","key_file":"{key}""#),
+        ));
+        cases.push((
+            "key_file",
+            path,
+            format!(r#""ca_file":"{ca}","cert_file":"{cert}","key_file":"{path}""#),
+        ));
+        if backend == Backend::Etcd3 {
+            cases.push((
+                "transformer.encryption_config_file",
+                path,
+                format!(
+                    r#""transformer":{{"encryption_config_file":"{path}","resource":"secrets"}}"#
+                ),
+            ));
+        }
+    }
+    for (field, path, extra) in cases {
+        let config = format!(
+            r#"{{"type":"{}","server_list":["https://127.0.0.1:1"],{extra}}}"#,
+            backend.type_name()
+        );
+        let e = get(&config, "/k").unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig, "{field} {path}: {}", e.message);
+        assert_eq!(
+            e.message,
+            format!(
+                "invalid config field `{field}`: {path:?}: the file is larger than 1 MiB, \
+                 the limit for files the config names"
+            )
         );
     }
 }

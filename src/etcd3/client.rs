@@ -112,11 +112,7 @@ pub(crate) fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
 }
 
 pub(crate) fn read_pem(path: &str, field: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        StorageError::invalid_config(format!(
-            "invalid config field `{field}`: cannot read {path}: {e}"
-        ))
-    })
+    crate::config::read_file(field, path)
 }
 
 pub(crate) fn read_certs(path: &str, field: &str) -> Result<Vec<u8>> {

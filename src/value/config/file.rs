@@ -64,11 +64,7 @@ pub(super) fn load(path: &str, resource: &str) -> Result<Arc<dyn Transformer>, S
              such as \"secrets\" or \"deployments.apps\""
         )));
     }
-    let data = std::fs::read(path).map_err(|e| {
-        StorageError::invalid_config(format!(
-            "error opening encryption provider configuration file {path:?}: {e}"
-        ))
-    })?;
+    let data = crate::config::read_file("transformer.encryption_config_file", path)?;
     select(&data, GroupResource::parse(resource)).map_err(|e| e.context(&context))
 }
 
