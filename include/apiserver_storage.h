@@ -27,6 +27,14 @@
 #define APISERVER_STORAGE_VERSION "0.1.0"
 
 /**
+ * The most the library reads of a file the config names (`ca_file`,
+ * `cert_file`, `key_file`, an `encryption_config_file`): 1 MiB, far more than
+ * any PEM bundle or encryption configuration needs, and a bound when the
+ * path is `/dev/zero` or a huge file by mistake.
+ */
+#define MAX_FILE_BYTES (1 << 20)
+
+/**
  * The result of every fallible call. 1–7 are Kubernetes' own storage error
  * codes (`k8s.io/apiserver/pkg/storage`, `ErrCode*`); 100 and up are the library's.
  */

@@ -90,3 +90,71 @@ fn files_the_config_names_are_read_up_to_one_mib(backend: Backend) {
         );
     }
 }
+
+/// A config for `backend` with `endpoint`, the test CA and `extra` fields.
+fn tls_config(backend: Backend, endpoint: &str, certs: &common::tls::Certs, extra: &str) -> String {
+    format!(
+        r#"{{"type":"{}","server_list":["{endpoint}"],"ca_file":"{}","request_timeout_ms":10000,"dial_timeout_ms":10000{extra}}}"#,
+        backend.type_name(),
+        certs.path("ca.pem").display()
+    )
+}
+
+for_each_backend!(tls_errors_name_the_endpoint);
+
+fn tls_errors_name_the_endpoint(backend: Backend) {
+    let certs = common::tls::Certs::generate();
+    let etcd = Etcd::start_tls_backend(&certs, backend);
+    let endpoint = etcd.endpoint();
+    let p = |n: &str| certs.path(n).display().to_string();
+    let client = format!(
+        r#","cert_file":"{}","key_file":"{}""#,
+        p("client.pem"),
+        p("client-key.pem")
+    );
+    let ok = tls_config(backend, &endpoint, &certs, &client);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = get(&ok, "/k") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mutual TLS failed: {e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // No client certificate; a server certificate from another CA.
+    let wrong_ca = format!(
+        r#"{{"type":"{}","server_list":["{endpoint}"],"ca_file":"{}"{client},"request_timeout_ms":10000}}"#,
+        backend.type_name(),
+        p("other-ca.pem")
+    );
+    for config in [tls_config(backend, &endpoint, &certs, ""), wrong_ca] {
+        let e = get(&config, "/k").unwrap_err();
+        assert_eq!(e.code, Code::Unreachable, "{}", e.message);
+        assert!(e.message.contains("TLS: "), "{}", e.message);
+        assert!(e.message.contains(&endpoint), "{}", e.message);
+    }
+}
+
+for_each_backend!(a_client_certificate_and_a_key_that_do_not_match_are_invalid_config);
+
+fn a_client_certificate_and_a_key_that_do_not_match_are_invalid_config(backend: Backend) {
+    let certs = common::tls::Certs::generate();
+    let p = |n: &str| certs.path(n).display().to_string();
+    let mismatched = format!(
+        r#","cert_file":"{}","key_file":"{}""#,
+        p("client.pem"),
+        p("other-client-key.pem")
+    );
+    let config = tls_config(backend, "https://127.0.0.1:1", &certs, &mismatched);
+    let e = get(&config, "/k").unwrap_err();
+    assert_eq!(e.code, Code::InvalidConfig, "{}", e.message);
+    for part in [
+        "`cert_file`",
+        "`key_file`",
+        "do not match",
+        &p("client.pem"),
+        &p("other-client-key.pem"),
+    ] {
+        assert!(e.message.contains(part), "no {part}: {}", e.message);
+    }
+}

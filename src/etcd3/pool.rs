@@ -230,7 +230,16 @@ impl Pool {
                 remaining
             };
             let result = match self.login(member, rpc, budget).await {
-                Ok(()) => attempt(rpc, budget, metrics.start(), op(&member.client)).await,
+                Ok(()) => {
+                    attempt(
+                        rpc,
+                        &member.url,
+                        budget,
+                        metrics.start(),
+                        op(&member.client),
+                    )
+                    .await
+                }
                 Err(failure) => Err(failure),
             };
             let error = match result {
@@ -279,7 +288,7 @@ impl Pool {
         let mut client = member.client.clone();
         let creds = Some((user.clone(), password.expose().to_owned()));
         let call = self.metrics.rpc(Method::Authenticate).start();
-        let result = attempt(rpc, budget, call, client.update_user(creds)).await;
+        let result = attempt(rpc, &member.url, budget, call, client.update_user(creds)).await;
         match result {
             Ok(((), call)) => call.succeeded(),
             Err(failure) => {
