@@ -158,3 +158,111 @@ fn a_client_certificate_and_a_key_that_do_not_match_are_invalid_config(backend: 
         assert!(e.message.contains(part), "no {part}: {}", e.message);
     }
 }
+
+/// A TCP relay on a loopback port that counts every byte clients send it and
+/// forwards the connection to `upstream`.
+struct Relay {
+    port: u16,
+    received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    fn start(upstream: u16) -> Relay {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let counter = counter.clone();
+                let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server);
+                let (mut from_server, mut to_client) = (to_server.try_clone().unwrap(), client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf) {
+                        counter.fetch_add(n, Ordering::SeqCst);
+                        if to_server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Relay { port, received }
+    }
+
+    fn received(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn auto_sync_never_follows_a_plaintext_url_under_tls() {
+    let certs = common::tls::Certs::generate();
+    let plain_port = common::free_port();
+    let relay = Relay::start(plain_port);
+    let plaintext_url = format!("http://127.0.0.1:{}", relay.port);
+    let etcd = Etcd::start_tls_advertising(&certs, plain_port, &[plaintext_url]);
+    let https = etcd.endpoint();
+    assert!(https.starts_with("https://"));
+    // Authentication on, set up over the plaintext port.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let plain = format!("http://127.0.0.1:{plain_port}");
+        let mut c = etcd_client::Client::connect([plain], None).await.unwrap();
+        c.role_add("root").await.unwrap();
+        c.user_add("root", "r00t-secret", None).await.unwrap();
+        c.user_grant_role("root", "root").await.unwrap();
+        c.role_add("rw").await.unwrap();
+        c.role_grant_permission(
+            "rw",
+            etcd_client::Permission::read_write("/registry/").with_prefix(),
+        )
+        .await
+        .unwrap();
+        c.user_add("alice", "alice-tls-secret", None).await.unwrap();
+        c.user_grant_role("alice", "rw").await.unwrap();
+        c.auth_enable().await.unwrap();
+    });
+    let config = format!(
+        r#"{{"server_list":["{https}"],"ca_file":"{}","username":"alice","password":"alice-tls-secret","auto_sync_interval_s":1,"request_timeout_ms":5000}}"#,
+        certs.path("ca.pem").display()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = Config::from_json(&config).unwrap();
+    let (store, _destroy) = rt.block_on(factory::create(&config)).unwrap();
+    let start = std::time::Instant::now();
+    let mut calls = 0;
+    // Past several syncs; every call must succeed, and none may use the relay.
+    while start.elapsed() < std::time::Duration::from_secs(4) {
+        let key = format!("/configmaps/default/cm{calls}");
+        let object =
+            format!(r#"{{"metadata":{{"name":"cm{calls}"}},"data":{{"v":"value-{calls}"}}}}"#);
+        rt.block_on(store.create(&key, object.as_bytes(), 0))
+            .unwrap_or_else(|e| panic!("create {key}: {}", e.message));
+        let got = rt
+            .block_on(store.get(&key, &GetOptions::default()))
+            .unwrap_or_else(|e| panic!("get {key}: {}", e.message))
+            .unwrap();
+        assert!(String::from_utf8_lossy(&got.data).contains(&format!("value-{calls}")));
+        calls += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(calls > 10, "{calls} calls");
+    assert_eq!(
+        relay.received(),
+        0,
+        "the plaintext URL a member advertises was used"
+    );
+}

@@ -36,6 +36,11 @@ impl Dialer {
         Ok((dialer, urls))
     }
 
+    /// Whether the dialer speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub async fn client(&self, url: &str) -> Result<Client> {
         let bad = |e: &dyn Display| {
             StorageError::invalid_config(format!("invalid config field `server_list`: {url}: {e}"))
