@@ -7,6 +7,8 @@ use serde::Deserialize;
 use crate::storage::{Result, StorageError};
 use crate::value::config::{Secret, TransformerConfig};
 
+pub(crate) mod parse;
+
 /// The most the library reads of a file the config names (`ca_file`,
 /// `cert_file`, `key_file`, an `encryption_config_file`): 1 MiB, far more than
 /// any PEM bundle or encryption configuration needs, and a bound when the
@@ -227,18 +229,9 @@ impl Default for Config {
 impl Config {
     /// Parses and validates a JSON config. Errors name the offending field.
     pub fn from_json(json: &str) -> Result<Config> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                StorageError::invalid_config(format!("invalid config: {inner}"))
-            } else {
-                StorageError::invalid_config(format!("invalid config field `{path}`: {inner}"))
-            }
+        let config: Config = parse::from_json(json).map_err(|e| {
+            StorageError::invalid_config(e.describe("invalid config", "invalid config field"))
         })?;
-        de.end()
-            .map_err(|e| StorageError::invalid_config(format!("invalid config: {e}")))?;
         config.validate()?;
         Ok(config)
     }
@@ -571,6 +564,110 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_and_never_quote_the_value() {
+        const SECRET: &str = "hunter2-Zm9vYmFyYmF6cXV4";
+        let key = format!(r#"{{"name":"k","secret":"{SECRET}"}}"#);
+        for (field, value, path, what) in [
+            (
+                "quorum",
+                format!(r#""{SECRET}""#),
+                "quorum",
+                "expected a boolean, got a string",
+            ),
+            (
+                "paging",
+                format!(r#"["{SECRET}"]"#),
+                "paging",
+                "expected a boolean, got an array",
+            ),
+            (
+                "codec",
+                format!(r#""{SECRET}""#),
+                "codec",
+                "unknown value, expected one of `json`, `raw`, `protobuf`",
+            ),
+            (
+                "dial_timeout_ms",
+                format!(r#""{SECRET}""#),
+                "dial_timeout_ms",
+                "expected u64, got a string",
+            ),
+            (
+                "server_list",
+                format!(r#""{SECRET}""#),
+                "server_list",
+                "expected a sequence, got a string",
+            ),
+            (
+                "prefix",
+                format!(r#"{{"p":"{SECRET}"}}"#),
+                "prefix",
+                "expected a string, got an object",
+            ),
+            (
+                "username",
+                format!(r#"["{SECRET}"]"#),
+                "username",
+                "expected a string, got an array",
+            ),
+            (
+                "password",
+                format!(r#"["{SECRET}"]"#),
+                "password",
+                "expected a base64 string, got an array",
+            ),
+            (
+                "transformer",
+                format!(r#""{SECRET}""#),
+                "transformer",
+                "expected struct TransformerConfig, got a string",
+            ),
+            (
+                "transformer",
+                format!(r#"{{"providers":[{{"aesgcm":{{"keys":["{SECRET}"]}}}}]}}"#),
+                "transformer.providers[0].aesgcm.keys[0]",
+                "expected a key object {name, secret}, got a string",
+            ),
+            (
+                "transformer",
+                format!(r#"{{"providers":[{{"aescbc":{{"keys":{key}}}}}]}}"#),
+                "transformer.providers[0].aescbc.keys",
+                "expected a sequence, got an object",
+            ),
+            (
+                "transformer",
+                format!(r#"{{"providers":[{{"secretbox":"{SECRET}"}}]}}"#),
+                "transformer.providers[0].secretbox",
+                "expected struct KeysConfig, got a string",
+            ),
+            (
+                "transformer",
+                format!(
+                    r#"{{"providers":[{{"aesgcm":{{"keys":[{{"name":"{SECRET}","secret":true}}]}}}}]}}"#
+                ),
+                "transformer.providers[0].aesgcm.keys[0].secret",
+                "secret must be a base64 string",
+            ),
+        ] {
+            let e = if field == "server_list" {
+                err(&format!(r#"{{"{field}":{value}}}"#))
+            } else {
+                err(&format!(r#"{{"server_list":["a:1"],"{field}":{value}}}"#))
+            };
+            assert_eq!(e.code, Code::InvalidConfig);
+            assert!(
+                e.message
+                    .starts_with(&format!("invalid config field `{path}`: ")),
+                "{field}: {}",
+                e.message
+            );
+            assert!(e.message.contains(what), "{field}: {}", e.message);
+            assert!(!e.message.contains(SECRET), "{field}: {}", e.message);
+            assert!(!e.message.contains("hunter2"), "{field}: {}", e.message);
+        }
     }
 
     #[test]
