@@ -39,11 +39,28 @@ pub(crate) struct HandleRuntime {
     pid: u32,
 }
 
+/// Blocks SIGPIPE on the calling thread (the runtime's own threads). TLS and
+/// vectored writes use `writev`, which, unlike `send` with `MSG_NOSIGNAL`,
+/// raises SIGPIPE on a connection the peer closed: a C host that keeps the
+/// default disposition would be killed when etcd drops a connection. Blocked
+/// on the thread that causes it, the signal is never delivered and the write
+/// fails with `EPIPE`, which the client handles like any connection error.
+fn block_sigpipe() {
+    // SAFETY: libc calls on a signal set owned by this frame.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 impl HandleRuntime {
     fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("apiserver-storage")
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .map_err(|e| StorageError::internal(format!("cannot start the runtime: {e}")))?;
