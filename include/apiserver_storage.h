@@ -259,6 +259,11 @@ void storage_error_free(struct storage_error *e);
  * The config's `"type"` picks the backend: `""`/`"etcd3"`, or `"etcd2"` for
  * etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
  * native TTLs; see the README). Free the handle with `storage_destroy`.
+ * A malformed config is `STORAGE_ERR_INVALID_CONFIG` at once, naming the
+ * field (a mistyped value is described, never quoted); so are an endpoint not
+ * of the form `[http|https://]host:port`, a TLS or encryption config file that cannot be
+ * read, is not valid or is larger than 1 MiB (the limit for every file the
+ * config names), a client certificate and key that do not match.
  */
 enum storage_code storage_create(const char *config_json,
                                  struct storage **out_storage,
