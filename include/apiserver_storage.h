@@ -27,6 +27,14 @@
 #define APISERVER_STORAGE_VERSION "0.1.0"
 
 /**
+ * The most the library reads of a file the config names (`ca_file`,
+ * `cert_file`, `key_file`, an `encryption_config_file`): 1 MiB, far more than
+ * any PEM bundle or encryption configuration needs, and a bound when the
+ * path is `/dev/zero` or a huge file by mistake.
+ */
+#define MAX_FILE_BYTES (1 << 20)
+
+/**
  * The longest TTL a write may ask for: etcd's largest lease
  * (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
  * past the TTL asked for. etcd2's TTLs are held to the same bound.
@@ -277,6 +285,11 @@ void storage_error_free(struct storage_error *e);
  * The config's `"type"` picks the backend: `""`/`"etcd3"`, or `"etcd2"` for
  * etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
  * native TTLs; see the README). Free the handle with `storage_destroy`.
+ * A malformed config is `STORAGE_ERR_INVALID_CONFIG` at once, naming the
+ * field (a mistyped value is described, never quoted); so are an endpoint not
+ * of the form `[http|https://]host:port`, a TLS or encryption config file that cannot be
+ * read, is not valid or is larger than 1 MiB (the limit for every file the
+ * config names), a client certificate and key that do not match.
  */
 storage_code storage_create(const char *config_json,
                             struct storage **out_storage,

@@ -421,7 +421,10 @@ mod tests {
     fn json_values_take_the_json_path() {
         let object =
             br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}"#;
-        assert_eq!(decode(object, 9).unwrap(), json::decode(object, 9).unwrap());
+        assert_eq!(
+            decode(object, 9).unwrap(),
+            (json::decode(object, 9).unwrap(), Vec::new())
+        );
         assert!(matches!(decode(b"[1]", 9), Err(CodecError::Corrupt(_))));
         assert!(matches!(decode(b"", 9), Err(CodecError::Corrupt(_))));
     }
@@ -568,10 +571,11 @@ mod tests {
                 seeds[rng.gen_range(0..seeds.len())].clone()
             };
             mutate_bytes(&mut rng, &mut data);
-            if let Ok(object) = decode(&data, 1) {
+            if let Ok((object, _)) = decode(&data, 1) {
                 decoded += 1;
                 // What decodes re-encodes to the same object.
-                let again = decode(&encode(&object).unwrap(), 1).unwrap();
+                let (again, unknown) = decode(&encode(&object).unwrap(), 1).unwrap();
+                assert!(unknown.is_empty(), "{unknown:?}");
                 assert_eq!(
                     serde_json::from_slice::<Value>(&again).unwrap(),
                     serde_json::from_slice::<Value>(&object).unwrap()

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -27,7 +27,9 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use crate::config::Config;
-use crate::etcd3::{bad_pem, chain, endpoints, read_certs, read_pem, tls_enabled, tls_problem};
+use crate::etcd3::{
+    bad_pem, chain, client_identity, endpoints, read_certs, tls_enabled, tls_problem,
+};
 use crate::storage::{Code, Result, StorageError};
 
 /// A node of etcd's v2 keyspace, as its JSON API returns it.
@@ -127,13 +129,10 @@ impl Client {
                 ))
             })?;
         }
-        let authorization = match &config.password {
-            Some(password) if !config.username.is_empty() => {
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    config.username,
-                    password.expose()
-                ));
+        let authorization = match config.credentials() {
+            Some((username, password)) => {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()));
                 let mut value = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
                     StorageError::invalid_config(
                         "invalid config fields `username`/`password`: not valid in an HTTP header",
@@ -142,7 +141,7 @@ impl Client {
                 value.set_sensitive(true);
                 Some(value)
             }
-            _ => None,
+            None => None,
         };
         let connector = Connector {
             tls: tls.map(TlsConnector::from),
@@ -430,20 +429,15 @@ fn tls_config(config: &Config) -> Result<Option<Arc<ClientConfig>>> {
         .with_safe_default_protocol_versions()
         .map_err(|e| StorageError::internal(format!("TLS setup failed: {e}")))?
         .with_root_certificates(roots);
-    let tls = if config.cert_file.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        let pem = read_certs(&config.cert_file, "cert_file")?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| bad_pem("cert_file", &config.cert_file, e))?;
-        let key = PrivateKeyDer::from_pem_slice(&read_pem(&config.key_file, "key_file")?)
-            .map_err(|_| bad_pem("key_file", &config.key_file, "no private key found"))?;
-        builder.with_client_auth_cert(certs, key).map_err(|e| {
-            StorageError::invalid_config(format!(
-                "invalid config fields `cert_file`/`key_file`: {e}"
-            ))
-        })?
+    let tls = match client_identity(config)? {
+        None => builder.with_no_client_auth(),
+        Some(identity) => builder
+            .with_client_auth_cert(identity.certs, identity.key)
+            .map_err(|e| {
+                StorageError::invalid_config(format!(
+                    "invalid config fields `cert_file`/`key_file`: {e}"
+                ))
+            })?,
     };
     Ok(Some(Arc::new(tls)))
 }

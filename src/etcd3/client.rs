@@ -8,7 +8,7 @@ use etcd_client::{Certificate, Client, Identity, TlsOptions};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::Config;
+use crate::config::{Config, Scheme};
 use crate::metrics::Call;
 use crate::storage::{Code, Result, StorageError};
 
@@ -34,6 +34,11 @@ impl Dialer {
             keepalive: (config.keepalive_time(), config.keepalive_timeout()),
         };
         Ok((dialer, urls))
+    }
+
+    /// Whether the dialer speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub async fn client(&self, url: &str) -> Result<Client> {
@@ -76,47 +81,93 @@ fn tls_options(config: &Config) -> Result<Option<TlsOptions>> {
             "ca_file",
         )?))
     };
-    if !config.cert_file.is_empty() {
-        let cert = read_certs(&config.cert_file, "cert_file")?;
-        let key = read_pem(&config.key_file, "key_file")?;
-        if PrivateKeyDer::from_pem_slice(&key).is_err() {
-            return Err(bad_pem(
-                "key_file",
-                &config.key_file,
-                "no private key found",
-            ));
-        }
-        tls = tls.identity(Identity::from_pem(cert, key));
+    if let Some(identity) = client_identity(config)? {
+        tls = tls.identity(Identity::from_pem(identity.cert_pem, identity.key_pem));
     }
     Ok(Some(tls))
 }
 
+/// The configured endpoints as URLs; under TLS, a plaintext `http://` one is refused.
 pub(crate) fn endpoints(config: &Config, tls: bool) -> Result<Vec<String>> {
     config
-        .server_list
+        .endpoints()?
         .iter()
-        .map(|s| {
-            let s = s.trim();
-            if tls && s.starts_with("http://") {
+        .zip(&config.server_list)
+        .enumerate()
+        .map(|(i, (e, s))| {
+            if tls && e.scheme == Scheme::Http {
                 Err(StorageError::invalid_config(format!(
-                    "invalid config field `server_list`: {s} is plaintext http but TLS is configured \
-                     (an https:// endpoint or a TLS file is given); use https:// for every endpoint"
+                    "invalid config field `server_list[{i}]`: {s:?} is plaintext http but TLS is \
+                     configured (an https:// endpoint or a TLS file is given); use https:// for \
+                     every endpoint"
                 )))
-            } else if s.starts_with("http://") || s.starts_with("https://") {
-                Ok(s.to_owned())
             } else {
-                Ok(format!("{}://{s}", if tls { "https" } else { "http" }))
+                Ok(e.url(tls))
             }
         })
         .collect()
 }
 
+/// A client certificate and its private key, read from `cert_file` and
+/// `key_file` and checked to belong together.
+pub(crate) struct ClientIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Reads `cert_file` and `key_file` (both backends): `None` without a client
+/// certificate; `InvalidConfig` when either is unreadable or not PEM, when the
+/// key is of a type TLS cannot use, or when the key is not the certificate's.
+pub(crate) fn client_identity(config: &Config) -> Result<Option<ClientIdentity>> {
+    use tokio_rustls::rustls::crypto::ring::default_provider;
+    use tokio_rustls::rustls::sign::CertifiedKey;
+    use tokio_rustls::rustls::{Error as TlsError, InconsistentKeys};
+    if config.cert_file.is_empty() {
+        return Ok(None);
+    }
+    let (cert_file, key_file) = (&config.cert_file, &config.key_file);
+    let cert_pem = read_certs(cert_file, "cert_file")?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad_pem("cert_file", cert_file, e))?;
+    let key_pem = read_pem(key_file, "key_file")?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| bad_pem("key_file", key_file, "no private key found"))?;
+    let signing_key = default_provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| {
+            StorageError::invalid_config(format!(
+                "invalid config field `key_file`: {key_file}: unusable private key: {e}"
+            ))
+        })?;
+    match CertifiedKey::new(certs.clone(), signing_key).keys_match() {
+        Ok(()) | Err(TlsError::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+        Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            return Err(StorageError::invalid_config(format!(
+                "invalid config fields `cert_file`/`key_file`: the certificate and the key do \
+                 not match: the private key in {key_file} is not the key of the certificate in \
+                 {cert_file}"
+            )))
+        }
+        Err(e) => {
+            return Err(StorageError::invalid_config(format!(
+                "invalid config field `cert_file`: {cert_file}: unusable certificate: {e}"
+            )))
+        }
+    }
+    Ok(Some(ClientIdentity {
+        cert_pem,
+        key_pem,
+        certs,
+        key,
+    }))
+}
+
 pub(crate) fn read_pem(path: &str, field: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        StorageError::invalid_config(format!(
-            "invalid config field `{field}`: cannot read {path}: {e}"
-        ))
-    })
+    crate::config::read_file(field, path)
 }
 
 pub(crate) fn read_certs(path: &str, field: &str) -> Result<Vec<u8>> {
@@ -160,8 +211,7 @@ impl Rpc {
 }
 
 pub(crate) fn tls_enabled(config: &Config) -> bool {
-    config.server_list.iter().any(|s| s.starts_with("https://"))
-        || !(config.ca_file.is_empty() && config.cert_file.is_empty())
+    config.tls_enabled()
 }
 
 /// How a failed request failed, which decides whether it may be retried.
@@ -182,11 +232,12 @@ impl Failure {
     }
 }
 
-/// Runs one etcd request within `timeout`, counting its outcome on `call`;
+/// Runs one etcd request to `endpoint` within `timeout`, counting its outcome on `call`;
 /// on success the call is handed back for the caller to finish (a unary
 /// request) or to follow (a stream).
 pub(crate) async fn attempt<'m, T>(
     rpc: Rpc,
+    endpoint: &str,
     timeout: Duration,
     call: Call<'m>,
     request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -195,7 +246,7 @@ pub(crate) async fn attempt<'m, T>(
         Ok(Ok(value)) => Ok((value, call)),
         Ok(Err(e)) => {
             call.finish(grpc_code(&e));
-            Err(classify(e, rpc))
+            Err(classify(e, rpc, endpoint))
         }
         Err(_) => {
             call.finish(tonic::Code::DeadlineExceeded);
@@ -276,7 +327,7 @@ pub(crate) fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static st
     })
 }
 
-fn classify(e: etcd_client::Error, rpc: Rpc) -> Failure {
+fn classify(e: etcd_client::Error, rpc: Rpc, endpoint: &str) -> Failure {
     use etcd_client::Error as E;
     use tonic::Code as G;
     let detail = chain(&e);
@@ -285,7 +336,7 @@ fn classify(e: etcd_client::Error, rpc: Rpc) -> Failure {
             // Another endpoint would fail the same way: not worth the deadline.
             return Failure::Final(StorageError::new(
                 Code::Unreachable,
-                format!("{problem}: {detail}"),
+                format!("{problem}: {endpoint}: {detail}"),
             ));
         }
     }

@@ -11,7 +11,7 @@ mod store;
 mod watcher;
 
 pub(crate) use client::{
-    bad_pem, chain, endpoints, read_certs, read_pem, tls_enabled, tls_problem, Rpc,
+    bad_pem, chain, client_identity, endpoints, read_certs, tls_enabled, tls_problem, Rpc,
 };
 pub(crate) use compact::start as start_compactor;
 pub use health::HealthCheck;

@@ -3,6 +3,7 @@
 //! endpoint leaves the rotation for a while and is probed back in by the next
 //! request that finds no healthy endpoint, or when its time out is over.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,7 +13,7 @@ use etcd_client::Client;
 use tokio::task::JoinHandle;
 
 use super::client::{attempt, Dialer, Failure, Rpc};
-use crate::config::Config;
+use crate::config::{Config, Endpoint, Scheme};
 use crate::metrics::{Call, Method, Metrics};
 use crate::storage::{Result, StorageError};
 use crate::value::config::Secret;
@@ -83,6 +84,8 @@ pub(crate) struct Pool {
     credentials: Option<(String, Secret)>,
     dialer: Dialer,
     metrics: Arc<Metrics>,
+    /// Advertised URLs `sync` left out and has logged.
+    ignored: Mutex<HashSet<String>>,
 }
 
 impl Pool {
@@ -94,15 +97,15 @@ impl Pool {
             members.push(Arc::new(Member::new(dialer.client(&url).await?, url)));
         }
         let credentials = config
-            .password
-            .as_ref()
-            .map(|p| (config.username.clone(), p.clone()));
+            .credentials()
+            .map(|(user, password)| (user.to_owned(), password.clone()));
         Ok(Pool {
             members: RwLock::new(Arc::new(members)),
             next: AtomicUsize::new(0),
             credentials,
             dialer,
             metrics,
+            ignored: Mutex::new(HashSet::new()),
         })
     }
 
@@ -138,7 +141,9 @@ impl Pool {
     }
 
     /// Go's clientv3 auto-sync: the endpoints become the cluster's client URLs,
-    /// as the member list gives them. Members that stay keep their state.
+    /// as the member list gives them. Members that stay keep their state. URLs
+    /// of the other transport than the configured one (see `learned_url`),
+    /// malformed ones and ones that cannot be dialed are left out and logged.
     pub async fn sync(&self, rpc: Rpc) -> Result<()> {
         let resp = self
             .read(rpc, Method::MemberList, |c| {
@@ -146,23 +151,29 @@ impl Pool {
                 async move { cluster.member_list().await }
             })
             .await?;
-        let mut urls: Vec<String> = resp
-            .members()
-            .iter()
-            .flat_map(|m| m.client_urls().iter().cloned())
-            .collect();
+        let tls = self.dialer.tls();
+        let mut urls: Vec<String> = Vec::new();
+        for advertised in resp.members().iter().flat_map(|m| m.client_urls()) {
+            match learned_url(advertised, tls) {
+                Ok(url) => urls.push(url),
+                Err(why) => self.ignore(advertised, why),
+            }
+        }
         urls.sort();
         urls.dedup();
-        if urls.is_empty() {
-            return Ok(());
-        }
         let current = self.members();
         let mut next = Vec::new();
         for url in urls {
             match current.iter().find(|m| m.url == url) {
                 Some(m) => next.push(m.clone()),
-                None => next.push(Arc::new(Member::new(self.dialer.client(&url).await?, url))),
+                None => match self.dialer.client(&url).await {
+                    Ok(client) => next.push(Arc::new(Member::new(client, url))),
+                    Err(e) => self.ignore(&url, &e.message),
+                },
             }
+        }
+        if next.is_empty() {
+            return Ok(());
         }
         let changed = next.len() != current.len()
             || next.iter().zip(current.iter()).any(|(a, b)| a.url != b.url);
@@ -172,6 +183,14 @@ impl Pool {
         }
         *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         Ok(())
+    }
+
+    /// Logs, once per URL, an advertised client URL that sync leaves out.
+    fn ignore(&self, url: &str, why: &str) {
+        let mut ignored = self.ignored.lock().unwrap_or_else(|p| p.into_inner());
+        if ignored.insert(url.to_owned()) {
+            tracing::warn!(endpoint = %url, "ignoring an endpoint etcd's member list advertises: {why}");
+        }
     }
 
     /// Runs an idempotent request (a read), moving to another endpoint after a
@@ -235,7 +254,16 @@ impl Pool {
                 remaining
             };
             let result = match self.login(member, rpc, budget).await {
-                Ok(()) => attempt(rpc, budget, metrics.start(), op(&member.client)).await,
+                Ok(()) => {
+                    attempt(
+                        rpc,
+                        &member.url,
+                        budget,
+                        metrics.start(),
+                        op(&member.client),
+                    )
+                    .await
+                }
                 Err(failure) => Err(failure),
             };
             let error = match result {
@@ -284,7 +312,7 @@ impl Pool {
         let mut client = member.client.clone();
         let creds = Some((user.clone(), password.expose().to_owned()));
         let call = self.metrics.rpc(Method::Authenticate).start();
-        let result = attempt(rpc, budget, call, client.update_user(creds)).await;
+        let result = attempt(rpc, &member.url, budget, call, client.update_user(creds)).await;
         match result {
             Ok(((), call)) => call.succeeded(),
             Err(failure) => {
@@ -296,6 +324,24 @@ impl Pool {
         tracing::info!(endpoint = %member.url, user = %user, "logged in to etcd");
         member.authenticated.store(true, Ordering::Release);
         Ok(())
+    }
+}
+
+/// The URL to use for a client URL a member advertises, or why it is left out.
+/// The configured transport holds for learned endpoints: under TLS a plaintext
+/// `http://` URL would send credentials and values in clear, and without TLS
+/// there is nothing (no CA, no client certificate) to secure an `https://` one
+/// with, so both are skipped rather than followed.
+fn learned_url(advertised: &str, tls: bool) -> std::result::Result<String, &'static str> {
+    let endpoint = Endpoint::parse(advertised)?;
+    match endpoint.scheme {
+        Scheme::Http if tls => {
+            Err("plaintext http:// while the configured endpoints use TLS: it would send credentials and values in clear")
+        }
+        Scheme::Https if !tls => {
+            Err("https:// while the configured endpoints are plaintext: configure https:// endpoints (and ca_file) to use TLS")
+        }
+        _ => Ok(endpoint.url(tls)),
     }
 }
 
@@ -317,4 +363,37 @@ pub(crate) fn start_auto_sync(pool: Arc<Pool>, interval: Duration, rpc: Rpc) -> 
             let _ = pool.sync(rpc).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::learned_url;
+
+    #[test]
+    fn learned_urls_keep_the_configured_transport() {
+        assert_eq!(
+            learned_url("https://10.0.0.1:2379", true).unwrap(),
+            "https://10.0.0.1:2379"
+        );
+        assert_eq!(
+            learned_url("HTTP://10.0.0.1:2379/", false).unwrap(),
+            "http://10.0.0.1:2379"
+        );
+        assert_eq!(
+            learned_url("10.0.0.1:2379", true).unwrap(),
+            "https://10.0.0.1:2379"
+        );
+        assert!(learned_url("http://10.0.0.1:2379", true)
+            .unwrap_err()
+            .contains("plaintext"));
+        assert!(learned_url("https://10.0.0.1:2379", false).is_err());
+        for bad in [
+            "unix:///run/etcd.sock",
+            "http://10.0.0.1",
+            "",
+            "http://a b:1",
+        ] {
+            assert!(learned_url(bad, false).is_err(), "{bad}");
+        }
+    }
 }

@@ -39,11 +39,28 @@ pub(crate) struct HandleRuntime {
     pid: u32,
 }
 
+/// Blocks SIGPIPE on the calling thread (the runtime's own threads). TLS and
+/// vectored writes use `writev`, which, unlike `send` with `MSG_NOSIGNAL`,
+/// raises SIGPIPE on a connection the peer closed: a C host that keeps the
+/// default disposition would be killed when etcd drops a connection. Blocked
+/// on the thread that causes it, the signal is never delivered and the write
+/// fails with `EPIPE`, which the client handles like any connection error.
+fn block_sigpipe() {
+    // SAFETY: libc calls on a signal set owned by this frame.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 impl HandleRuntime {
     fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(THREAD_NAME)
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .map_err(|e| StorageError::internal(format!("cannot start the runtime: {e}")))?;
@@ -131,6 +148,11 @@ fn parse_config(config_json: *const c_char) -> Result<Config> {
 /// The config's `"type"` picks the backend: `""`/`"etcd3"`, or `"etcd2"` for
 /// etcd's v2 HTTP API (same functions; no paging, encryption or compaction,
 /// native TTLs; see the README). Free the handle with `storage_destroy`.
+/// A malformed config is `STORAGE_ERR_INVALID_CONFIG` at once, naming the
+/// field (a mistyped value is described, never quoted); so are an endpoint not
+/// of the form `[http|https://]host:port`, a TLS or encryption config file that cannot be
+/// read, is not valid or is larger than 1 MiB (the limit for every file the
+/// config names), a client certificate and key that do not match.
 #[no_mangle]
 pub extern "C" fn storage_create(
     config_json: *const c_char,

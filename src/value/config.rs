@@ -61,7 +61,7 @@ pub struct KeysConfig {
 
 /// A named key. The name is stored in front of every value it encrypts.
 #[derive(Deserialize, Clone, Debug, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a key object {name, secret}")]
 pub struct KeyConfig {
     /// Non-empty.
     #[serde(default)]

@@ -237,6 +237,47 @@ impl Etcd {
         etcd
     }
 
+    /// One etcd3 member serving clients over TLS (a server certificate, no
+    /// client certificates) on its client port and in plaintext on
+    /// `plain_port`, advertising its https URL and `also` as its client URLs
+    /// (etcd takes the last of repeated flags); ready when it answers on the
+    /// plaintext port.
+    pub fn start_tls_advertising(certs: &tls::Certs, plain_port: u16, also: &[String]) -> Etcd {
+        let mut etcd = Self::unstarted(1);
+        let m = &mut etcd.members[0];
+        m.scheme = "https";
+        let plain = format!("http://127.0.0.1:{plain_port}");
+        let p = |n: &str| certs.path(n).display().to_string();
+        m.extra = vec![
+            "--cert-file".into(),
+            p("server.pem"),
+            "--key-file".into(),
+            p("server-key.pem"),
+            "--listen-client-urls".into(),
+            format!("{},{plain}", m.endpoint()),
+            "--advertise-client-urls".into(),
+            [&[m.endpoint()], also].concat().join(","),
+        ];
+        etcd.spawn(0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while etcd
+            .block_on(async {
+                let opts = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+                let mut c = etcd_client::Client::connect([plain.as_str()], Some(opts)).await?;
+                c.get("/ready", None).await
+            })
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "etcd with TLS did not start; logs in {:?}",
+                etcd.members[0].log_path()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd
+    }
+
     /// `unstarted` for `backend`.
     pub fn unstarted_backend(n: usize, backend: Backend) -> Etcd {
         let mut etcd = Self::unstarted(n);

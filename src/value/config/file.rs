@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{build_providers, into_transformer, ProviderConfig};
+use crate::config::parse;
 use crate::storage::{Code, StorageError};
 use crate::value::identity::Identity;
 use crate::value::prefix::PrefixTransformer;
@@ -64,11 +65,7 @@ pub(super) fn load(path: &str, resource: &str) -> Result<Arc<dyn Transformer>, S
              such as \"secrets\" or \"deployments.apps\""
         )));
     }
-    let data = std::fs::read(path).map_err(|e| {
-        StorageError::invalid_config(format!(
-            "error opening encryption provider configuration file {path:?}: {e}"
-        ))
-    })?;
+    let data = crate::config::read_file("transformer.encryption_config_file", path)?;
     select(&data, GroupResource::parse(resource)).map_err(|e| e.context(&context))
 }
 
@@ -122,7 +119,9 @@ fn parse(data: &[u8]) -> Result<EncryptionConfiguration, StorageError> {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Err(invalid("the file is empty"));
     }
-    let meta: TypeMeta = serde_yaml_ng::from_slice(data).map_err(|e| invalid(e.to_string()))?;
+    let describe = |e: parse::ParseError| invalid(e.describe("", "field"));
+    let node = parse::yaml_node(data).map_err(describe)?;
+    let meta: TypeMeta = parse::from_node(&node).map_err(describe)?;
     if !KINDS.contains(&(meta.api_version.as_str(), meta.kind.as_str())) {
         return Err(invalid(format!(
             "apiVersion {:?}, kind {:?} is not an encryption configuration: want apiVersion \
@@ -131,7 +130,7 @@ fn parse(data: &[u8]) -> Result<EncryptionConfiguration, StorageError> {
             meta.api_version, meta.kind
         )));
     }
-    serde_yaml_ng::from_slice(data).map_err(|e| invalid(e.to_string()))
+    parse::from_node(&node).map_err(describe)
 }
 
 /// Checks one rule's resource names as kube-apiserver's validation does.
@@ -535,6 +534,71 @@ resources:
             err.message
         );
         assert!(!err.message.contains("123456789012"), "{}", err.message);
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_and_never_quote_the_value() {
+        const SECRET: &str = "hunter2-Zm9vYmFyYmF6cXV4";
+        let yaml = |providers: &str| {
+            with_rules(&format!(
+                "  - resources: [secrets]\n    providers: {providers}\n"
+            ))
+        };
+        let json = |providers: &str| {
+            format!(
+                r#"{{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{{"resources":["secrets"],"providers":{providers}}}]}}"#
+            )
+        };
+        for (contents, path, what) in [
+            (
+                yaml(&format!("[{{aesgcm: {{keys: [\"{SECRET}\"]}}}}]")),
+                "resources[0].providers[0].aesgcm.keys[0]",
+                "expected a key object {name, secret}, got a string",
+            ),
+            (
+                yaml(&format!("[{{aesgcm: {{keys: [{SECRET}]}}}}]")),
+                "resources[0].providers[0].aesgcm.keys[0]",
+                "expected a key object {name, secret}, got a string",
+            ),
+            (
+                json(&format!(r#"[{{"aescbc":{{"keys":["{SECRET}"]}}}}]"#)),
+                "resources[0].providers[0].aescbc.keys[0]",
+                "expected a key object {name, secret}, got a string",
+            ),
+            (
+                json(&format!(
+                    r#"[{{"secretbox":{{"keys":[{{"name":["{SECRET}"],"secret":"x"}}]}}}}]"#
+                )),
+                "resources[0].providers[0].secretbox.keys[0].name",
+                "expected a string, got an array",
+            ),
+            (
+                yaml(&format!("[{{identity: \"{SECRET}\"}}]")),
+                "resources[0].providers[0].identity",
+                "expected struct IdentityConfig, got a string",
+            ),
+            (
+                format!("apiVersion: v1\nkind: EncryptionConfig\nresources: \"{SECRET}\"\n"),
+                "resources",
+                "expected a sequence, got a string",
+            ),
+            (
+                format!("apiVersion: v1\nkind: [\"{SECRET}\"]\n"),
+                "kind",
+                "expected a string, got an array",
+            ),
+        ] {
+            let err = load_err(&contents);
+            assert_eq!(err.code, Code::InvalidConfig, "{contents}");
+            assert!(
+                err.message
+                    .contains(&format!("field `{path}`: invalid type: {what}")),
+                "{contents}\n{}",
+                err.message
+            );
+            assert!(!err.message.contains(SECRET), "{}", err.message);
+            assert!(!err.message.contains("hunter2"), "{}", err.message);
+        }
     }
 
     #[test]
