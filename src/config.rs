@@ -146,6 +146,10 @@ impl Endpoint {
     }
 }
 
+/// The longest timeout a config may set (`i32::MAX` ms, as gRPC's and Go's
+/// timers hold them): past it, deadlines would overflow the clock.
+pub const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+
 /// Which backend a config selects (Go's `storagebackend.StorageTypeETCD2/3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageType {
@@ -251,6 +255,11 @@ impl Config {
             ("keepalive_time_ms", self.keepalive_time_ms),
             ("keepalive_timeout_ms", self.keepalive_timeout_ms),
         ] {
+            if v > MAX_TIMEOUT_MS {
+                return Err(StorageError::invalid_config(format!(
+                    "invalid config field `{name}`: at most {MAX_TIMEOUT_MS} ms (24.8 days)"
+                )));
+            }
             if v == 0 {
                 return Err(StorageError::invalid_config(format!(
                     "invalid config field `{name}`: must be greater than 0"
@@ -385,6 +394,22 @@ mod tests {
 
         let e = err(r#"{"server_list":["a:1"],"dial_timeout_ms":0}"#);
         assert!(e.message.contains("`dial_timeout_ms`"), "{}", e.message);
+        for field in [
+            "request_timeout_ms",
+            "keepalive_time_ms",
+            "health_timeout_ms",
+        ] {
+            for v in [u64::MAX, MAX_TIMEOUT_MS + 1] {
+                let e = err(&format!(r#"{{"server_list":["a:1"],"{field}":{v}}}"#));
+                assert!(
+                    e.message.contains(field) && e.message.contains("at most"),
+                    "{}",
+                    e.message
+                );
+            }
+            let ok = format!(r#"{{"server_list":["a:1"],"{field}":{MAX_TIMEOUT_MS}}}"#);
+            assert!(Config::from_json(&ok).is_ok());
+        }
 
         let e = err(r#"{"server_list":["a:1"],"cert_file":"/x"}"#);
         assert!(e.message.contains("key_file"), "{}", e.message);
