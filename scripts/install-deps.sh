@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, what building and testing need when missing:
+# Installs what building and testing need when missing: from Debian's packages
 # etcd 3.4 (server and etcdctl), protoc (etcd-client's build), a C/C++ compiler,
-# Go (the cgo example) and valgrind (the C tests run under it).
+# Go (the cgo example) and valgrind (the C tests run under it); from the Go
+# module proxy the Kubernetes fixtures and etcd 3.6.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
@@ -26,4 +28,14 @@ if [ ! -d "$(go env GOMODCACHE)/$k8s_api/testdata" ]; then
   tmp=$(mktemp -d)
   (cd "$tmp" && go mod init fixtures >/dev/null 2>&1 && go mod download "$k8s_api")
   rm -rf "$tmp"
+fi
+# etcd 3.6 (server and etcdctl), built from the Go module proxy at the version
+# scripts/etcd3.6/go.mod pins: the etcd3 tests run against it too.
+etcd36=target/etcd-v3.6.16
+if [ ! -x "$etcd36/etcd" ] || [ ! -x "$etcd36/etcdctl" ]; then
+  echo "building etcd 3.6 into $etcd36"
+  mkdir -p "$etcd36"
+  (cd scripts/etcd3.6 &&
+    go build -o "../../$etcd36/etcd" go.etcd.io/etcd/server/v3 &&
+    go build -o "../../$etcd36/etcdctl" go.etcd.io/etcd/etcdctl/v3)
 fi
