@@ -1,0 +1,159 @@
+/* Watches and error codes under hostile conditions, through the C ABI, driven
+ * by tests/c_watch_hostile.rs: `watch_hostile CASE ARGS...`. Each case exits 0
+ * when every check passes. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apiserver_storage.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fprintf(stderr, "\n");                                                   \
+      failures++;                                                              \
+    }                                                                          \
+  } while (0)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static storage *must_create(const char *config) {
+  storage *s = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_create(config, &s, &err);
+  if (rc != STORAGE_OK) {
+    fprintf(stderr, "storage_create: %d %s\n", rc, storage_error_message(err));
+    exit(1);
+  }
+  return s;
+}
+
+static storage_watch *must_watch(storage *s, const char *key, const char *rv) {
+  storage_watch *w = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_create(s, key, rv, true, &w, &err);
+  if (rc != STORAGE_OK) {
+    fprintf(stderr, "storage_watch_create: %d %s\n", rc, storage_error_message(err));
+    exit(1);
+  }
+  return w;
+}
+
+/* Checks a failed call's code and that its message says `needle`; frees the error. */
+static void expect_error(storage_code got, storage_error *err, storage_code want, const char *needle,
+                         const char *what) {
+  const char *message = storage_error_message(err);
+  CHECK(got == want, "%s: code %d, want %d (%s)", what, got, want, message);
+  CHECK(err != NULL && storage_error_code(err) == want, "%s: error object code %d", what,
+        storage_error_code(err));
+  if (needle != NULL)
+    CHECK(strstr(message, needle) != NULL, "%s: message %s lacks %s", what, message, needle);
+  storage_error_free(err);
+}
+
+struct waiter {
+  storage_watch *w;
+  uint32_t timeout_ms;
+  storage_code rc;
+  double took;
+  int done;
+  pthread_mutex_t mu;
+};
+
+static void *wait_next(void *arg) {
+  struct waiter *x = arg;
+  storage_watch_event *e = NULL;
+  double t0 = now_s();
+  storage_code rc = storage_watch_next(x->w, x->timeout_ms, &e, NULL);
+  pthread_mutex_lock(&x->mu);
+  x->rc = rc;
+  x->took = now_s() - t0;
+  x->done = 1;
+  pthread_mutex_unlock(&x->mu);
+  storage_watch_event_free(e);
+  return NULL;
+}
+
+static int finished(struct waiter *x) {
+  pthread_mutex_lock(&x->mu);
+  int done = x->done;
+  pthread_mutex_unlock(&x->mu);
+  return done;
+}
+
+/* own_timeouts CONFIG: on a quiet watch, a call waiting 5 s does not hold up
+ * another thread's 100 ms call: each call returns within its own timeout. */
+static void case_own_timeouts(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_watch *w = must_watch(s, "/quiet/nothing", NULL);
+  /* Let the watch's initial (empty) list finish. */
+  storage_watch_event *e = NULL;
+  CHECK(storage_watch_next(w, 1000, &e, NULL) == STORAGE_ERR_TIMEOUT, "a quiet watch gave something");
+
+  struct waiter slow = {w, 5000, STORAGE_OK, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+  pthread_t t;
+  if (pthread_create(&t, NULL, wait_next, &slow) != 0) exit(1);
+  struct timespec pause = {0, 300 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+
+  storage_error *err = NULL;
+  double t0 = now_s();
+  storage_code rc = storage_watch_next(w, 100, &e, &err);
+  double took = now_s() - t0;
+  /* Serialised behind the other call, it would come back after about 4.7 s. */
+  CHECK(!finished(&slow), "the 100 ms call came back only after the 5 s call (%.2f s)", took);
+  /* About 0.1 s natively; valgrind on a loaded machine is slower. */
+  CHECK(took < 2.5, "a 100 ms call took %.2f s while another call waited", took);
+  expect_error(rc, err, STORAGE_ERR_TIMEOUT, "within 100 ms", "100 ms call");
+  CHECK(e == NULL, "out_event written on failure");
+  /* 0 only checks, also while the watch is busy. */
+  t0 = now_s();
+  CHECK(storage_watch_next(w, 0, &e, NULL) == STORAGE_ERR_TIMEOUT, "0 ms call");
+  CHECK(!finished(&slow), "the 0 ms call came back only after the 5 s call");
+  CHECK(now_s() - t0 < 2.5, "a 0 ms call took %.2f s", now_s() - t0);
+
+  pthread_join(t, NULL);
+  CHECK(slow.rc == STORAGE_ERR_TIMEOUT, "5 s call: %d", slow.rc);
+  CHECK(slow.took > 4.5 && slow.took < 9.0, "the 5 s call took %.2f s", slow.took);
+  /* The watch goes on. */
+  CHECK(storage_watch_next(w, 100, &e, NULL) == STORAGE_ERR_TIMEOUT, "after both calls");
+  storage_watch_destroy(w);
+  storage_destroy(s);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: watch_hostile CASE ARGS...\n");
+    return 2;
+  }
+  static const struct {
+    const char *name;
+    int nargs;
+    void (*run)(char **);
+  } cases[] = {
+      {"own_timeouts", 1, case_own_timeouts},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (strcmp(argv[1], cases[i].name) == 0) {
+      if (argc - 2 != cases[i].nargs) {
+        fprintf(stderr, "%s takes %d arguments\n", cases[i].name, cases[i].nargs);
+        return 2;
+      }
+      cases[i].run(argv + 2);
+      if (failures) fprintf(stderr, "%d checks failed\n", failures);
+      return failures ? 1 : 0;
+    }
+  }
+  fprintf(stderr, "unknown case %s\n", argv[1]);
+  return 2;
+}
