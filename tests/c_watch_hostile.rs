@@ -1,8 +1,11 @@
 //! tests/c/watch_hostile.c under valgrind against a real etcd: concurrent
-//! `storage_watch_next` calls each keep their own timeout.
+//! `storage_watch_next` calls each keep their own timeout; a C process
+//! survives endpoints hanging up.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -28,4 +31,30 @@ fn config(etcd: &Etcd) -> String {
 fn each_watch_next_call_keeps_its_own_timeout() {
     let etcd = Etcd::start();
     run("own_timeouts", &[&config(&etcd)]);
+}
+/// A server that answers with an HTTP/1.1 400 and hangs up at once: the
+/// library's next writes on that connection meet a closed socket, which
+/// raises SIGPIPE in the writing thread. A C program keeps SIGPIPE's default
+/// action (death); the library's threads block it, so the calls fail instead.
+fn hanging_up_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        }
+    });
+    endpoint
+}
+
+#[test]
+fn a_c_process_survives_endpoints_hanging_up() {
+    let config = format!(
+        r#"{{"server_list":["{}"],"request_timeout_ms":2000}}"#,
+        hanging_up_server()
+    );
+    run("hangups", &[&config]);
 }

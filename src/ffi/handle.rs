@@ -44,6 +44,7 @@ impl HandleRuntime {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("apiserver-storage")
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .map_err(|e| StorageError::internal(format!("cannot start the runtime: {e}")))?;
@@ -91,6 +92,22 @@ impl HandleRuntime {
         if let Some(runtime) = Arc::into_inner(self) {
             runtime.rt.shutdown_timeout(SHUTDOWN_TIMEOUT);
         }
+    }
+}
+
+/// Blocks SIGPIPE in the calling thread (one of the runtime's), where the
+/// connections' I/O runs. A C host keeps SIGPIPE's default action, which
+/// kills the process, and a write to a socket the peer closed (etcd
+/// restarting, an endpoint that is no etcd hanging up) raises it in the
+/// writing thread. Blocked there, the write fails with EPIPE instead; the
+/// host's own threads and its disposition of SIGPIPE are left alone.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut());
     }
 }
 

@@ -131,6 +131,26 @@ static void case_own_timeouts(char **argv) {
   storage_destroy(s);
 }
 
+/* hangups CONFIG: an endpoint that answers and hangs up at once, so the
+ * library's writes meet a closed socket. The process keeps SIGPIPE's default
+ * action, which would kill it: every call must come back, UNREACHABLE. */
+static void case_hangups(char **argv) {
+  storage *s = must_create(argv[0]);
+  for (int i = 0; i < 5; i++) {
+    storage_error *err = NULL;
+    storage_bytes out = {NULL, 0};
+    storage_code rc = storage_get(s, "/configmaps/ns/a", NULL, false, &out, &err);
+    CHECK(rc == STORAGE_ERR_UNREACHABLE, "get %d: %d %s", i, rc, storage_error_message(err));
+    storage_error_free(err);
+    int64_t count = -1;
+    err = NULL;
+    rc = storage_count(s, "/configmaps", &count, &err);
+    CHECK(rc == STORAGE_ERR_UNREACHABLE, "count %d: %d %s", i, rc, storage_error_message(err));
+    storage_error_free(err);
+  }
+  storage_destroy(s);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: watch_hostile CASE ARGS...\n");
@@ -142,6 +162,7 @@ int main(int argc, char **argv) {
     void (*run)(char **);
   } cases[] = {
       {"own_timeouts", 1, case_own_timeouts},
+      {"hangups", 1, case_hangups},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     if (strcmp(argv[1], cases[i].name) == 0) {
