@@ -102,6 +102,11 @@ fn http1_server() -> String {
                     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
                       Content-Length: 11\r\nConnection: close\r\n\r\nBad Request",
                 );
+                // Then wait for the client to hang up, as a keep-alive server
+                // does: closing first would race the client's next writes,
+                // which would then see a reset connection rather than the answer.
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
             });
         }
     });
