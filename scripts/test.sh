@@ -13,4 +13,4 @@ if [ -d .git ] && ! git diff --quiet -- include/apiserver_storage.h; then
   exit 1
 fi
 cargo test
-STORAGE_TEST_SANITIZER=address cargo test --test c_api --test vectors --test examples --test c_watch
+STORAGE_TEST_SANITIZER=address cargo test --test c_api --test vectors --test examples --test c_watch --test c_watch_hostile
