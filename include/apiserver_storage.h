@@ -32,14 +32,20 @@
  * any PEM bundle or encryption configuration needs, and a bound when the
  * path is `/dev/zero` or a huge file by mistake.
  */
-#define MAX_FILE_BYTES (1 << 20)
+#define STORAGE_MAX_FILE_BYTES (1 << 20)
+
+/**
+ * The longest timeout a config may set (`i32::MAX` ms, as gRPC's and Go's
+ * timers hold them): past it, deadlines would overflow the clock.
+ */
+#define STORAGE_MAX_TIMEOUT_MS (uint64_t)INT32_MAX
 
 /**
  * The longest TTL a write may ask for: etcd's largest lease
  * (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
  * past the TTL asked for. etcd2's TTLs are held to the same bound.
  */
-#define MAX_TTL_SECONDS (9000000000 - 60)
+#define STORAGE_MAX_TTL_SECONDS (9000000000 - 60)
 
 /**
  * The result of every fallible call. 1–7 are Kubernetes' own storage error
@@ -161,8 +167,9 @@ typedef struct storage_health_check storage_health_check;
 
 /**
  * A watch on a key or a key prefix (Go's `storage.Interface.Watch`), created
- * by `storage_watch_create` and freed with `storage_watch_destroy`. Calls on
- * one watch are serialised; `storage_watch_destroy` must not race them.
+ * by `storage_watch_create` and freed with `storage_watch_destroy`. Calls of
+ * `storage_watch_next` on one watch take turns, each within its own timeout;
+ * `storage_watch_destroy` must not race them.
  */
 typedef struct storage_watch storage_watch;
 
@@ -414,15 +421,26 @@ storage_code storage_watch_create(const struct storage *s,
  * to `*out_event`; free it with `storage_watch_event_free`.
  *
  * `STORAGE_ERR_TIMEOUT`: no event yet; the watch goes on, call again.
+ * Several threads may call this on one watch: each event goes to one of
+ * them, and each call returns within its own `timeout_ms`, also while
+ * another call is waiting (a call that does not get its turn in time is
+ * `STORAGE_ERR_TIMEOUT` too).
  * Any other error ends the watch, and every later call returns it again:
  * - `STORAGE_ERR_EXPIRED`: the resource version is gone from etcd's history
  *   (compacted): list again, then watch from the list's resource version;
  * - `STORAGE_ERR_CORRUPT_OBJ`: a value that cannot be decrypted or decoded
  *   (the error names its key);
+ * - `STORAGE_ERR_UNREACHABLE`: a failure retrying cannot heal (a TLS
+ *   problem, an endpoint that is not etcd), with its explanation;
+ * - `STORAGE_ERR_INVALID_ARGUMENT`: a watch etcd can never serve (a key
+ *   over its request size limit, which the message names);
+ * - `STORAGE_ERR_PERMISSION_DENIED`: etcd refused the watch to the user;
  * - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
  *   restart the watch from resourceVersion N`: more than 1000 events waited
  *   for this caller for over 2 seconds; every event up to N was delivered,
  *   so a new watch from N loses nothing.
+ *
+ * A lost connection to etcd does not end a watch: it resumes by itself.
  */
 storage_code storage_watch_next(struct storage_watch *w,
                                 uint32_t timeout_ms,

@@ -169,6 +169,15 @@ pub(crate) async fn queue(
     })
 }
 
+/// A key as logs show it: at most its first 256 bytes (a key may be megabytes).
+pub(crate) fn log_key(key: &str) -> &str {
+    let mut end = key.len().min(256);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
 /// Exponential backoff between reconnection attempts.
 pub(crate) struct Backoff(Duration);
 

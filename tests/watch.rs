@@ -505,3 +505,133 @@ fn dropping_a_watch_stops_it(backend: Backend) {
     let rv = etcd.put("/registry/cms/a", &pod("a", 1));
     assert_eq!(next_event(&rt, &mut w).resource_version(), rv);
 }
+
+for_each_backend!(
+    a_watch_that_can_never_succeed_ends_with_its_error,
+    a_watch_failing_tls_verification_ends_unreachable_and_is_logged,
+);
+
+/// The watch's next item, which must come within `within`.
+fn next_within(rt: &Runtime, w: &mut Watch, within: Duration) -> Option<Result<Event>> {
+    rt.block_on(async { tokio::time::timeout(within, w.next()).await })
+        .unwrap_or_else(|_| panic!("the watch gave nothing within {within:?}"))
+}
+
+/// A key over every request size limit (etcd3: gRPC's 2 MiB; etcd2: a URL's
+/// 64 KiB) cannot be watched: retrying it forever would only look like a
+/// quiet watch. It ends the watch with INVALID_ARGUMENT naming the limit.
+fn a_watch_that_can_never_succeed_ends_with_its_error(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(r#""request_timeout_ms":20000"#));
+    let key = format!("/{}", "k".repeat(3 << 20));
+    let limit = match backend {
+        Backend::Etcd3 => "2097152 bytes",
+        Backend::Etcd2 => "65534 bytes",
+    };
+    for rv in ["0", "1"] {
+        let mut w = watch(&rt, &s, &key, rv, false);
+        let e = next_within(&rt, &mut w, Duration::from_secs(10))
+            .expect("the watch ended without an error")
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument, "rv {rv}: {}", e.message);
+        assert!(
+            e.message.contains("too large") && e.message.contains(limit),
+            "rv {rv}: {}",
+            e.message
+        );
+        // The watch has ended.
+        assert!(next_within(&rt, &mut w, Duration::from_secs(5)).is_none());
+    }
+    // The store is fine: a watch on a normal key works.
+    let mut w = watch(&rt, &s, "/cms/a", "", false);
+    let rv = etcd.put("/registry/cms/a", &pod("a", 1));
+    assert_eq!(next_event(&rt, &mut w).resource_version(), rv);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A server whose certificate is not trusted, or a plaintext server asked
+/// over `https://`, fails every attempt the same way: the watch ends with
+/// UNREACHABLE and the TLS explanation unary calls give, never a TIMEOUT
+/// ("call again"), and says so in the log.
+fn a_watch_failing_tls_verification_ends_unreachable_and_is_logged(backend: Backend) {
+    let certs = common::tls::Certs::generate();
+    let tls_etcd = Etcd::start_tls_backend(&certs, backend);
+    let plain = Etcd::start_backend(backend);
+    let p = |n: &str| certs.path(n).display().to_string();
+    let config = |endpoint: &str, ca: &str| {
+        format!(
+            r#"{{"type":"{}","server_list":["{endpoint}"],"ca_file":"{}","cert_file":"{}","key_file":"{}","request_timeout_ms":20000,"dial_timeout_ms":10000}}"#,
+            backend.type_name(),
+            p(ca),
+            p("client.pem"),
+            p("client-key.pem"),
+        )
+    };
+    let untrusted = config(&tls_etcd.endpoint(), "other-ca.pem");
+    let https_to_plain = config(&plain.endpoint().replace("http://", "https://"), "ca.pem");
+    // A runtime on this thread, so the watch's task logs to this thread's subscriber.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _log = tracing::subscriber::set_default(subscriber);
+    for (what, config, says) in [
+        (
+            "untrusted certificate",
+            &untrusted,
+            "the server's certificate is not trusted",
+        ),
+        (
+            "https to a plaintext server",
+            &https_to_plain,
+            "did not answer as a TLS server",
+        ),
+    ] {
+        let s = store(&rt, config);
+        for rv in ["0", "1"] {
+            let mut w = watch(&rt, &s, "/cms", rv, true);
+            let e = next_within(&rt, &mut w, Duration::from_secs(10))
+                .expect("the watch ended without an error")
+                .unwrap_err();
+            assert_eq!(e.code, Code::Unreachable, "{what}, rv {rv}: {}", e.message);
+            assert!(
+                e.message.contains("TLS: ") && e.message.contains(says),
+                "{what}, rv {rv}: {}",
+                e.message
+            );
+            assert!(next_within(&rt, &mut w, Duration::from_secs(5)).is_none());
+        }
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for says in [
+        "the server's certificate is not trusted",
+        "did not answer as a TLS server",
+    ] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("WARN") && l.contains("etcd watch ended") && l.contains(says)),
+            "no warning saying {says:?} in:\n{logs}"
+        );
+    }
+}

@@ -109,13 +109,41 @@ pub(crate) struct Client {
 }
 
 /// How a request failed on one endpoint.
-enum Failure {
+pub(crate) enum Failure {
     /// No connection could be made: another endpoint may be tried.
     NotSent(StorageError),
     /// The connection broke after the request was sent: it may have applied.
     Sent(StorageError),
-    /// Every endpoint would fail the same way (TLS setup, credentials).
+    /// The endpoint is not an etcd v2 server: another endpoint may be tried,
+    /// asking this one again cannot help.
+    WrongPeer(StorageError),
+    /// Every endpoint would fail the same way (TLS setup, credentials, a
+    /// request that cannot be sent).
     Final(StorageError),
+}
+
+impl Failure {
+    pub fn into_error(self) -> StorageError {
+        match self {
+            Failure::NotSent(e) | Failure::Sent(e) | Failure::WrongPeer(e) | Failure::Final(e) => e,
+        }
+    }
+
+    /// The same failure with its error rewritten by `f`.
+    pub fn map(self, f: impl FnOnce(StorageError) -> StorageError) -> Failure {
+        match self {
+            Failure::NotSent(e) => Failure::NotSent(f(e)),
+            Failure::Sent(e) => Failure::Sent(f(e)),
+            Failure::WrongPeer(e) => Failure::WrongPeer(f(e)),
+            Failure::Final(e) => Failure::Final(f(e)),
+        }
+    }
+
+    /// Whether the same request may work later (etcd unreachable, restarting
+    /// or slow); everything else would only fail again.
+    pub fn may_heal(&self) -> bool {
+        matches!(self, Failure::NotSent(_) | Failure::Sent(_))
+    }
 }
 
 impl Client {
@@ -173,11 +201,26 @@ impl Client {
         form: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<KeysResult> {
+        self.try_keys(method, key, query, form, timeout)
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// `keys`, telling a failure that may pass (`Failure::may_heal`) from one
+    /// that would only repeat.
+    pub async fn try_keys(
+        &self,
+        method: Method,
+        key: &str,
+        query: &[(&str, String)],
+        form: &[(&str, &str)],
+        timeout: Duration,
+    ) -> std::result::Result<KeysResult, Failure> {
         let body = (!form.is_empty()).then(|| encode_pairs(form.iter().copied()));
         let reply = self
             .send(method, &keys_path(key, query), body, timeout, None)
             .await?;
-        keys_result(reply.status, reply.index, &reply.body.unwrap_or_default())
+        keys_result(&reply, &reply.body.clone().unwrap_or_default()).map_err(Failure::Final)
     }
 
     /// A watch poll (`wait=true` in `query`): etcd's answer, or, when none
@@ -188,7 +231,7 @@ impl Client {
         query: &[(&str, String)],
         poll: Duration,
         timeout: Duration,
-    ) -> Result<Waited> {
+    ) -> std::result::Result<Waited, Failure> {
         let reply = self
             .send(
                 Method::GET,
@@ -198,12 +241,10 @@ impl Client {
                 Some(poll),
             )
             .await?;
-        match reply.body {
-            Some(body) => Ok(Waited::Answer(Box::new(keys_result(
-                reply.status,
-                reply.index,
-                &body,
-            )?))),
+        match &reply.body {
+            Some(body) => Ok(Waited::Answer(Box::new(
+                keys_result(&reply, body).map_err(Failure::Final)?,
+            ))),
             None => Ok(Waited::Quiet { index: reply.index }),
         }
     }
@@ -212,27 +253,33 @@ impl Client {
     pub async fn members(&self, timeout: Duration) -> Result<()> {
         let reply = self
             .send(Method::GET, "/v2/members", None, timeout, None)
-            .await?;
-        let body = reply.body.unwrap_or_default();
+            .await
+            .map_err(Failure::into_error)?;
+        let body = reply.body.clone().unwrap_or_default();
+        let endpoint = &reply.endpoint;
         if !reply.status.is_success() {
             return Err(StorageError::new(
                 Code::Unreachable,
                 format!(
-                    "etcd answered {}: {}",
+                    "etcd at {endpoint} answered {}: {}",
                     reply.status,
                     String::from_utf8_lossy(&body)
                 ),
             ));
         }
         let list: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            StorageError::internal(format!("etcd sent an unreadable member list: {e}"))
+            StorageError::new(
+                Code::Unreachable,
+                format!("etcd at {endpoint} sent an unreadable member list: {e}"),
+            )
         })?;
         if list["members"].is_array() {
             Ok(())
         } else {
-            Err(StorageError::internal(format!(
-                "etcd sent a member list without members: {list}"
-            )))
+            Err(StorageError::new(
+                Code::Unreachable,
+                format!("etcd at {endpoint} sent a member list without members: {list}"),
+            ))
         }
     }
 
@@ -245,7 +292,7 @@ impl Client {
         body: Option<String>,
         timeout: Duration,
         poll: Option<Duration>,
-    ) -> Result<Reply> {
+    ) -> std::result::Result<Reply, Failure> {
         let idempotent = method == Method::GET;
         let all = async {
             let n = self.endpoints.len();
@@ -258,19 +305,21 @@ impl Client {
                         self.current.store(at, Ordering::Relaxed);
                         return Ok(answer);
                     }
-                    Err(Failure::NotSent(e)) => last = Some(e),
-                    Err(Failure::Sent(e)) if idempotent => last = Some(e),
-                    Err(Failure::Sent(e) | Failure::Final(e)) => return Err(e),
+                    Err(f @ (Failure::NotSent(_) | Failure::WrongPeer(_))) => last = Some(f),
+                    Err(f @ Failure::Sent(_)) if idempotent => last = Some(f),
+                    Err(f @ (Failure::Sent(_) | Failure::Final(_))) => return Err(f),
                 }
             }
-            Err(last.unwrap_or_else(|| StorageError::internal("no etcd endpoint configured")))
+            Err(last.unwrap_or_else(|| {
+                Failure::Final(StorageError::internal("no etcd endpoint configured"))
+            }))
         };
         match tokio::time::timeout(timeout, all).await {
             Ok(result) => result,
-            Err(_) => Err(StorageError::new(
+            Err(_) => Err(Failure::Sent(StorageError::new(
                 Code::Timeout,
                 format!("etcd request timed out after {} ms", timeout.as_millis()),
-            )),
+            ))),
         }
     }
 
@@ -297,7 +346,7 @@ impl Client {
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| Failure::NotSent(StorageError::invalid_argument(e.to_string())))?;
+            .map_err(|e| Failure::Final(request_error(path, e)))?;
         let response = self.http.request(request).await.map_err(|e| {
             let detail = format!("{endpoint}: {}", chain(&e));
             if let Some(problem) = tls_problem(&detail, self.client_cert).filter(|_| self.tls) {
@@ -315,6 +364,7 @@ impl Client {
             }
         })?;
         let status = response.status();
+        let has_cluster_id = response.headers().contains_key("X-Etcd-Cluster-Id");
         let index = response
             .headers()
             .get("X-Etcd-Index")
@@ -350,7 +400,24 @@ impl Client {
                 ),
             )));
         }
+        // etcd names its cluster in every answer of its v2 API.
+        if !has_cluster_id {
+            let text = body
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let text: String = text.trim().chars().take(200).collect();
+            return Err(Failure::WrongPeer(StorageError::new(
+                Code::Unreachable,
+                format!(
+                    "etcd at {endpoint} did not answer as an etcd v2 server (is it etcd's client \
+                     URL, started with --enable-v2? check server_list and http:// versus https://): \
+                     it answered {status}: {text}"
+                ),
+            )));
+        }
         Ok(Reply {
+            endpoint: endpoint.clone(),
             status,
             index,
             body,
@@ -360,6 +427,7 @@ impl Client {
 
 /// What one endpoint answered.
 struct Reply {
+    endpoint: String,
     status: hyper::StatusCode,
     /// `X-Etcd-Index`: the store's index when etcd began serving the request.
     index: i64,
@@ -385,23 +453,40 @@ fn keys_path(key: &str, query: &[(&str, String)]) -> String {
     path
 }
 
-/// Reads a `/v2/keys` answer: etcd's response or its error.
-fn keys_result(status: hyper::StatusCode, index: i64, body: &[u8]) -> Result<KeysResult> {
+/// Reads a `/v2/keys` answer: etcd's response or its error. An answer that
+/// is neither comes from something that is no etcd v2 server (it named an
+/// etcd cluster, a proxy, say), not from a fault of ours.
+fn keys_result(reply: &Reply, body: &[u8]) -> Result<KeysResult> {
+    let (status, endpoint) = (reply.status, &reply.endpoint);
+    let unreadable = |why: String| {
+        StorageError::new(
+            Code::Unreachable,
+            format!("etcd at {endpoint} sent an unreadable v2 answer ({status}): {why}"),
+        )
+    };
     if status.is_success() {
-        let mut resp: Response = serde_json::from_slice(body).map_err(|e| {
-            StorageError::internal(format!("etcd sent an unreadable v2 answer: {e}"))
-        })?;
-        resp.index = index;
+        let mut resp: Response =
+            serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
+        resp.index = reply.index;
         Ok(Ok(resp))
     } else {
         serde_json::from_slice::<EtcdError>(body)
             .map(Err)
-            .map_err(|_| {
-                StorageError::internal(format!(
-                    "etcd answered {status}: {}",
-                    String::from_utf8_lossy(body)
-                ))
-            })
+            .map_err(|_| unreadable(String::from_utf8_lossy(body).into_owned()))
+    }
+}
+
+/// A request that cannot even be built: in practice a key too long for a
+/// URL (the `http` crate's limit is 65534 bytes), which no retry can help.
+fn request_error(path: &str, e: hyper::http::Error) -> StorageError {
+    if path.len() >= u16::MAX as usize - 1 {
+        StorageError::invalid_argument(format!(
+            "the request is too large for etcd's v2 API: its URL would be {} bytes, over the \
+             limit of 65534 bytes (the key is too long): {e}",
+            path.len()
+        ))
+    } else {
+        StorageError::invalid_argument(format!("the request cannot be sent: {e}"))
     }
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use hyper::Method;
 
 use super::client::{
-    Client, EtcdError, KeysResult, Node, EVENT_INDEX_CLEARED, KEY_NOT_FOUND, NODE_EXIST,
+    Client, EtcdError, Failure, KeysResult, Node, EVENT_INDEX_CLEARED, KEY_NOT_FOUND, NODE_EXIST,
     TEST_FAILED,
 };
 use super::watcher::Watcher;
@@ -98,6 +98,7 @@ impl Store {
             self.request_timeout,
         )
         .await
+        .map_err(Failure::into_error)
     }
 
     async fn write(
@@ -150,7 +151,7 @@ pub(super) async fn read(
     recursive: bool,
     quorum: bool,
     timeout: Duration,
-) -> Result<KeysResult> {
+) -> std::result::Result<KeysResult, Failure> {
     let mut query = Vec::new();
     if recursive {
         query.push(("recursive", "true".to_owned()));
@@ -160,9 +161,9 @@ pub(super) async fn read(
         query.push(("quorum", "true".to_owned()));
     }
     client
-        .keys(Method::GET, key, &query, &[], timeout)
+        .try_keys(Method::GET, key, &query, &[], timeout)
         .await
-        .map_err(|e| transport_error(e, key))
+        .map_err(|f| f.map(|e| transport_error(e, key)))
 }
 
 /// A node's value as the caller's object, stamped with `resource_version`.

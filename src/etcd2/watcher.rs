@@ -3,8 +3,11 @@
 //!
 //! - resource version 0 reads the current objects first (as `Added` events)
 //!   and then follows the changes after the read's index; N follows changes after N;
-//! - a failed poll (etcd restarted, connection reset) is sent again from the
-//!   last delivered index + 1 with backoff, so no event is lost or repeated;
+//! - a failed poll (etcd restarted, connection reset, a leader election) is
+//!   sent again from the last delivered index + 1 with backoff, so no event
+//!   is lost or repeated; a failure that can only repeat (a TLS problem, an
+//!   endpoint that is no etcd v2 server, a key too long for a URL) ends the
+//!   watch with its error, and is logged;
 //! - an index etcd no longer keeps (v2 holds the last 1000 events) ends the
 //!   watch with `Code::Expired` (errorCode 401, Kubernetes' 410 Gone);
 //! - a value that cannot be decoded ends the watch with `CorruptObj`.
@@ -53,9 +56,10 @@ impl Watcher {
     ) -> std::result::Result<i64, Stop> {
         let answer = loop {
             match read(&self.client, key, recursive, self.quorum, self.timeout).await {
+                Ok(Err(e)) if passing(&e) => backoff.wait().await,
                 Ok(answer) => break answer,
-                Err(e) if retryable(&e) => backoff.wait().await,
-                Err(e) => return Err(e.into()),
+                Err(f) if f.may_heal() => backoff.wait().await,
+                Err(f) => return Err(ended(key, f.into_error())),
             }
         };
         let (nodes, index) = match answer {
@@ -112,14 +116,18 @@ impl Watcher {
                     synced = synced.max(index);
                     continue;
                 }
-                Err(e) if retryable(&e) => {
+                Err(f) if f.may_heal() => {
                     backoff.wait().await;
                     continue;
                 }
-                Err(e) => return e.into(),
+                Err(f) => return ended(key, f.into_error()),
             };
             let resp = match answer {
                 Ok(resp) => resp,
+                Err(e) if passing(&e) => {
+                    backoff.wait().await;
+                    continue;
+                }
                 Err(e) if e.error_code == EVENT_INDEX_CLEARED => {
                     return expired(synced, &e.to_string()).into()
                 }
@@ -182,9 +190,17 @@ impl Watcher {
     }
 }
 
-/// Failures that pass: etcd unreachable, restarting or slow.
-fn retryable(e: &StorageError) -> bool {
-    matches!(e.code, Code::Unreachable | Code::Timeout | Code::Internal)
+/// etcd's errors that pass: v2's raft errors (300–399: an internal raft
+/// error, a leader election under way).
+fn passing(e: &super::client::EtcdError) -> bool {
+    (300..400).contains(&e.error_code)
+}
+
+/// The end of a watch by a failure that would only repeat: logged, as the
+/// consumer may not look at the error for a while.
+fn ended(key: &str, error: StorageError) -> Stop {
+    tracing::warn!(key = crate::watch::log_key(key), code = ?error.code, error = %error.message, "etcd watch ended");
+    Stop::Fail(error)
 }
 
 /// Go's watcher on errorCode 401 (`EcodeEventIndexCleared`).

@@ -220,6 +220,10 @@ pub(crate) enum Failure {
     NotSent(StorageError),
     /// The connection failed: the request may or may not have been applied.
     Connection(StorageError),
+    /// The endpoint is not an etcd gRPC server (an HTTP/1.1 server, a plaintext
+    /// port of a TLS server, another gRPC service): the request was not
+    /// served, and asking this endpoint again cannot help, another one may.
+    WrongPeer(StorageError),
     /// etcd answered with an error, or the problem is not the connection.
     Final(StorageError),
 }
@@ -227,17 +231,35 @@ pub(crate) enum Failure {
 impl Failure {
     pub fn error(&self) -> &StorageError {
         match self {
-            Failure::NotSent(e) | Failure::Connection(e) | Failure::Final(e) => e,
+            Failure::NotSent(e)
+            | Failure::Connection(e)
+            | Failure::WrongPeer(e)
+            | Failure::Final(e) => e,
         }
+    }
+
+    pub fn into_error(self) -> StorageError {
+        match self {
+            Failure::NotSent(e)
+            | Failure::Connection(e)
+            | Failure::WrongPeer(e)
+            | Failure::Final(e) => e,
+        }
+    }
+
+    /// Whether the same request may work later: etcd unreachable, restarting
+    /// or overloaded. Everything else would only fail again.
+    pub fn may_heal(&self) -> bool {
+        matches!(self, Failure::NotSent(_) | Failure::Connection(_))
     }
 }
 
-/// Runs one etcd request to `endpoint` within `timeout`, counting its outcome on `call`;
-/// on success the call is handed back for the caller to finish (a unary
-/// request) or to follow (a stream).
+/// Runs one etcd request to the endpoint `url` within `timeout`, counting its
+/// outcome on `call`; on success the call is handed back for the caller to
+/// finish (a unary request) or to follow (a stream).
 pub(crate) async fn attempt<'m, T>(
     rpc: Rpc,
-    endpoint: &str,
+    url: &str,
     timeout: Duration,
     call: Call<'m>,
     request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -246,7 +268,7 @@ pub(crate) async fn attempt<'m, T>(
         Ok(Ok(value)) => Ok((value, call)),
         Ok(Err(e)) => {
             call.finish(grpc_code(&e));
-            Err(classify(e, rpc, endpoint))
+            Err(classify(&e, rpc, url))
         }
         Err(_) => {
             call.finish(tonic::Code::DeadlineExceeded);
@@ -327,16 +349,100 @@ pub(crate) fn tls_problem(detail: &str, client_cert: bool) -> Option<&'static st
     })
 }
 
-fn classify(e: etcd_client::Error, rpc: Rpc, endpoint: &str) -> Failure {
+/// The numbers in grpc-go's `received message larger than max (N vs. LIMIT)`.
+fn sizes(message: &str) -> Option<(u64, u64)> {
+    let inner = message.rsplit_once('(')?.1.strip_suffix(')')?;
+    let (found, limit) = inner.split_once(" vs. ")?;
+    Some((found.trim().parse().ok()?, limit.trim().parse().ok()?))
+}
+
+/// A request or an answer over a message size limit: asking again, here or
+/// elsewhere, can only fail the same way. `None` when `status` is not that.
+fn too_large(status: &tonic::Status, detail: &str) -> Option<StorageError> {
+    use tonic::Code as G;
+    let message = status.message();
+    let text = match status.code() {
+        // etcd's own check, at --max-request-bytes.
+        G::InvalidArgument if message.contains("request is too large") => {
+            "the request is too large for etcd: over its request size limit \
+             (etcd's --max-request-bytes, 1572864 bytes = 1.5 MiB by default)"
+                .to_owned()
+        }
+        // grpc-go in etcd, at --max-request-bytes plus 512 KiB.
+        G::ResourceExhausted if message.contains("received message larger than max") => {
+            match sizes(message) {
+                Some((found, limit)) => format!(
+                    "the request is too large for etcd: {found} bytes, over etcd's gRPC message \
+                     limit of {limit} bytes (--max-request-bytes, 1.5 MiB by default, plus 512 KiB)"
+                ),
+                None => "the request is too large for etcd: over etcd's gRPC message limit \
+                         (--max-request-bytes, 1.5 MiB by default, plus 512 KiB)"
+                    .to_owned(),
+            }
+        }
+        G::ResourceExhausted if message.contains("trying to send message larger than max") => {
+            "etcd's answer is too large: over etcd's gRPC send limit".to_owned()
+        }
+        // tonic in this client: `... message length too large: found N bytes,
+        // the limit is: LIMIT bytes` (4 MiB for answers by default).
+        G::OutOfRange | G::ResourceExhausted if message.contains("message length too large") => {
+            let what = if message.contains("decoded") {
+                "etcd's answer is too large for this client's gRPC message limit"
+            } else {
+                "the request is too large for this client's gRPC message limit"
+            };
+            format!("{what}: {message}")
+        }
+        _ => return None,
+    };
+    Some(StorageError::new(
+        Code::InvalidArgument,
+        format!("{text}: {detail}"),
+    ))
+}
+
+/// Whether `detail` says the peer did not speak HTTP/2 or gRPC: an HTTP/1.1
+/// answer (`HTTP/1.1 400 ...` read as a frame header is a frame far over the
+/// size limit) or other bytes that are no HTTP/2 frames.
+fn not_http2(detail: &str) -> bool {
+    ["FRAME_SIZE_ERROR, Library", "PROTOCOL_ERROR, Library"]
+        .iter()
+        .any(|m| detail.contains(m))
+}
+
+fn wrong_peer(url: &str, detail: &str) -> Failure {
+    Failure::WrongPeer(StorageError::new(
+        Code::Unreachable,
+        format!(
+            "etcd at {url} did not answer as an etcd gRPC server (is it etcd's client URL? \
+             an HTTP/1.1 server, or a TLS server asked in plaintext, answers so; \
+             check server_list and http:// versus https://): {detail}"
+        ),
+    ))
+}
+
+/// An error of etcd's own that retrying does not heal and that names no
+/// mistake of the caller's (a full database, a corrupt cluster, a lease gone).
+fn refused(url: &str, detail: &str) -> Failure {
+    Failure::Final(StorageError::new(
+        Code::Unreachable,
+        format!("etcd at {url} failed the request: {detail}"),
+    ))
+}
+
+/// Maps a failed request to a code and says whether it may be retried.
+/// `Code::Internal` is kept for failures inside this library (a client-side
+/// error that only a wrong request built here can cause).
+pub(crate) fn classify(e: &etcd_client::Error, rpc: Rpc, url: &str) -> Failure {
     use etcd_client::Error as E;
     use tonic::Code as G;
-    let detail = chain(&e);
+    let detail = chain(e);
     if rpc.tls {
         if let Some(problem) = tls_problem(&detail, rpc.client_cert) {
             // Another endpoint would fail the same way: not worth the deadline.
             return Failure::Final(StorageError::new(
                 Code::Unreachable,
-                format!("{problem}: {endpoint}: {detail}"),
+                format!("{problem}: {url}: {detail}"),
             ));
         }
     }
@@ -349,41 +455,75 @@ fn classify(e: etcd_client::Error, rpc: Rpc, endpoint: &str) -> Failure {
     if not_sent.iter().any(|n| detail.contains(n)) {
         return Failure::NotSent(StorageError::new(Code::Unreachable, detail));
     }
+    if not_http2(&detail) {
+        return wrong_peer(url, &detail);
+    }
     let connection = |code| Failure::Connection(StorageError::new(code, detail.clone()));
-    match &e {
-        E::GRpcStatus(s) => match s.code() {
-            G::Unavailable => connection(Code::Unreachable),
-            G::Unknown if std::error::Error::source(s).is_some() => connection(Code::Unreachable),
-            // tonic reports its per-request timeout, and a dropped connection, as Cancelled.
-            G::DeadlineExceeded | G::Cancelled => connection(Code::Timeout),
-            G::OutOfRange if s.message().contains("required revision has been compacted") => {
-                Failure::Final(StorageError::new(Code::Expired, detail))
+    match e {
+        E::GRpcStatus(s) => {
+            if let Some(error) = too_large(s, &detail) {
+                return Failure::Final(error);
             }
-            G::OutOfRange
-                if s.message()
-                    .contains("required revision is a future revision") =>
-            {
-                Failure::Final(StorageError::new(Code::Timeout, detail))
+            let has_source = std::error::Error::source(s).is_some();
+            match s.code() {
+                G::Unavailable => connection(Code::Unreachable),
+                // A transport failure below gRPC (h2, hyper): tonic calls a
+                // broken connection `Unknown` or, for some h2 errors, `Internal`.
+                G::Unknown | G::Internal if has_source => connection(Code::Unreachable),
+                // tonic reports its per-request timeout, and a dropped connection, as Cancelled.
+                G::DeadlineExceeded | G::Cancelled => connection(Code::Timeout),
+                G::OutOfRange if s.message().contains("required revision has been compacted") => {
+                    Failure::Final(StorageError::new(Code::Expired, detail))
+                }
+                G::OutOfRange
+                    if s.message()
+                        .contains("required revision is a future revision") =>
+                {
+                    Failure::Final(StorageError::new(Code::Timeout, detail))
+                }
+                G::InvalidArgument if s.message().contains("authentication failed") => {
+                    Failure::Final(StorageError::invalid_config(format!(
+                        "etcd authentication failed (check username and password): {detail}"
+                    )))
+                }
+                G::InvalidArgument if s.message().contains("user name is empty") => {
+                    Failure::Final(StorageError::invalid_config(format!(
+                        "etcd requires authentication: set username and password: {detail}"
+                    )))
+                }
+                // An auth token that expired or a revision of etcd's auth
+                // store that moved on: the client logs in again.
+                G::Unauthenticated => Failure::NotSent(StorageError::new(
+                    Code::PermissionDenied,
+                    format!("etcd did not accept the client's authentication token: {detail}"),
+                )),
+                G::InvalidArgument if s.message().contains("revision of auth store is old") => {
+                    Failure::NotSent(StorageError::new(Code::Unreachable, detail))
+                }
+                G::PermissionDenied => Failure::Final(StorageError::new(
+                    Code::PermissionDenied,
+                    format!("etcd denied the configured user this operation: {detail}"),
+                )),
+                G::InvalidArgument | G::OutOfRange => {
+                    Failure::Final(StorageError::new(Code::InvalidArgument, detail))
+                }
+                // etcd turned the request away unapplied, and says to come back:
+                // overloaded (`too many requests`), or not the leader.
+                G::ResourceExhausted if s.message().contains("too many requests") => {
+                    Failure::NotSent(StorageError::new(Code::Timeout, detail))
+                }
+                G::FailedPrecondition if s.message().contains("not leader") => {
+                    Failure::NotSent(StorageError::new(Code::Unreachable, detail))
+                }
+                // A gRPC server without etcd's services, or an HTTP/2 server
+                // answering 404.
+                G::Unimplemented => wrong_peer(url, &detail),
+                // Every other answer is etcd's own failure (`database space
+                // exceeded`, `corrupt cluster`, `requested lease not found`, an
+                // error it sends as Unknown), or a peer's that is no etcd.
+                _ => refused(url, &detail),
             }
-            G::InvalidArgument if s.message().contains("authentication failed") => {
-                Failure::Final(StorageError::invalid_config(format!(
-                    "etcd authentication failed (check username and password): {detail}"
-                )))
-            }
-            G::InvalidArgument if s.message().contains("user name is empty") => {
-                Failure::Final(StorageError::invalid_config(format!(
-                    "etcd requires authentication: set username and password: {detail}"
-                )))
-            }
-            G::PermissionDenied => Failure::Final(StorageError::new(
-                Code::PermissionDenied,
-                format!("etcd denied the configured user this operation: {detail}"),
-            )),
-            G::InvalidArgument | G::OutOfRange => {
-                Failure::Final(StorageError::new(Code::InvalidArgument, detail))
-            }
-            _ => Failure::Final(StorageError::new(Code::Internal, detail)),
-        },
+        }
         E::TransportError(_) | E::IoError(_) => connection(Code::Unreachable),
         _ => Failure::Final(StorageError::new(Code::Internal, detail)),
     }

@@ -14,6 +14,7 @@ pub(crate) use client::{
     bad_pem, chain, client_identity, endpoints, read_certs, tls_enabled, tls_problem, Rpc,
 };
 pub(crate) use compact::start as start_compactor;
+pub use compact::{Compactor, Round};
 pub use health::HealthCheck;
 pub(crate) use pool::{start_auto_sync, Pool};
 pub use store::Store;

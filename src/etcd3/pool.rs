@@ -200,14 +200,36 @@ impl Pool {
         F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        let (value, call) = self.run(rpc, method, true, op).await?;
+        self.try_read(rpc, method, op)
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// `read`, telling a failure that may pass (`Failure::may_heal`) from one
+    /// that would only repeat.
+    pub async fn try_read<T, F, Fut>(
+        &self,
+        rpc: Rpc,
+        method: Method,
+        op: F,
+    ) -> std::result::Result<T, Failure>
+    where
+        F: Fn(&Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let (value, call, _) = self.run(rpc, method, true, op).await?;
         call.succeeded();
         Ok(value)
     }
 
-    /// Opens a stream as `read` runs a request; the returned call counts its
-    /// messages and its end.
-    pub async fn stream<T, F, Fut>(&self, rpc: Rpc, method: Method, op: F) -> Result<(T, Call<'_>)>
+    /// Opens a stream as `try_read` runs a request; the returned call counts
+    /// its messages and its end, and the URL names the endpoint serving it.
+    pub async fn stream<T, F, Fut>(
+        &self,
+        rpc: Rpc,
+        method: Method,
+        op: F,
+    ) -> std::result::Result<(T, Call<'_>, String), Failure>
     where
         F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -222,7 +244,10 @@ impl Pool {
         F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
-        let (value, call) = self.run(rpc, method, false, op).await?;
+        let (value, call, _) = self
+            .run(rpc, method, false, op)
+            .await
+            .map_err(Failure::into_error)?;
         call.succeeded();
         Ok(value)
     }
@@ -233,7 +258,7 @@ impl Pool {
         method: Method,
         idempotent: bool,
         op: F,
-    ) -> Result<(T, Call<'_>)>
+    ) -> std::result::Result<(T, Call<'_>, String), Failure>
     where
         F: Fn(&Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -253,39 +278,39 @@ impl Pool {
             } else {
                 remaining
             };
+            let url = member.url.as_str();
             let result = match self.login(member, rpc, budget).await {
-                Ok(()) => {
-                    attempt(
-                        rpc,
-                        &member.url,
-                        budget,
-                        metrics.start(),
-                        op(&member.client),
-                    )
-                    .await
-                }
+                Ok(()) => attempt(rpc, url, budget, metrics.start(), op(&member.client)).await,
                 Err(failure) => Err(failure),
             };
+            let wrong_peer = matches!(result, Err(Failure::WrongPeer(_)));
             let error = match result {
-                Ok(value) => {
+                Ok((value, call)) => {
                     member.succeeded();
-                    return Ok(value);
+                    return Ok((value, call, member.url.clone()));
                 }
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::NotSent(e)) => e,
+                Err(Failure::Final(e)) => return Err(Failure::Final(e)),
+                // Not an etcd server: asking it again cannot help, another may.
+                Err(Failure::WrongPeer(e)) if members == 1 => {
+                    member.failed();
+                    return Err(Failure::WrongPeer(e));
+                }
+                Err(Failure::WrongPeer(e) | Failure::NotSent(e)) => e,
                 Err(Failure::Connection(e)) if idempotent => e,
                 Err(Failure::Connection(e)) => {
                     member.failed();
-                    return Err(unknown_outcome(e, &member.url));
+                    return Err(Failure::Connection(unknown_outcome(e, url)));
                 }
             };
             member.failed();
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining <= backoff {
-                return Err(error.context(&format!(
-                    "etcd at {} (no endpoint answered in time)",
-                    member.url
-                )));
+                let error = error.context(&format!("etcd at {url} (no endpoint answered in time)"));
+                return Err(if wrong_peer {
+                    Failure::WrongPeer(error)
+                } else {
+                    Failure::Connection(error)
+                });
             }
             metrics.retried();
             tracing::debug!(endpoint = %member.url, ?method, error = %error.message, "retrying the etcd request in {backoff:?}");

@@ -6,8 +6,10 @@
 //!   then follows the changes after the list's revision; N follows changes after N;
 //! - a broken stream (etcd restarted, connection reset) is re-established from
 //!   the last delivered revision + 1 with backoff, so no event is lost or repeated;
-//!   failed requests are retried the same way, unless the failure can only
-//!   repeat (an invalid request, a message over the size limit);
+//!   failed requests are retried the same way while the failure may pass
+//!   (etcd unreachable, restarting, overloaded); one that can only repeat (a
+//!   TLS problem, an endpoint that is no etcd, a message over the size limit)
+//!   ends the watch with its error, and is logged;
 //! - a compacted revision ends the watch with `Code::Expired` (410 Gone);
 //! - a value that cannot be decrypted or decoded ends the watch with a
 //!   `CorruptObj` error naming the key, as Go sends an error event and stops:
@@ -21,7 +23,7 @@ use etcd_client::{
     WatchResponse,
 };
 
-use super::client::{grpc_code, Rpc};
+use super::client::{classify, grpc_code, Failure, Rpc};
 use super::pool::Pool;
 use super::store::decode;
 use crate::codec::Codec;
@@ -76,8 +78,8 @@ impl Watcher {
         } else {
             GetOptions::new()
         };
-        let resp = retry(backoff, || {
-            self.pool.read(self.rpc, Method::Range, |c| {
+        let resp = retry(key, backoff, || {
+            self.pool.try_read(self.rpc, Method::Range, |c| {
                 let (mut kv, options) = (c.kv_client(), options.clone());
                 async move { kv.get(key, Some(options)).await }
             })
@@ -116,14 +118,14 @@ impl Watcher {
             if recursive {
                 options = options.with_prefix();
             }
-            let stream = retry(backoff, || {
+            let stream = retry(key, backoff, || {
                 self.pool.stream(self.rpc, Method::Watch, |c| {
                     let (mut watch, options) = (c.watch_client(), options.clone());
                     async move { watch.watch(key, Some(options)).await }
                 })
             })
             .await;
-            let (mut stream, call) = match stream {
+            let (mut stream, call, url) = match stream {
                 Ok(stream) => stream,
                 Err(stop) => return stop,
             };
@@ -146,10 +148,12 @@ impl Watcher {
                     }
                     Err(e) => {
                         call.finish(grpc_code(&e));
-                        if !reconnectable(&e) {
-                            return Stop::Fail(StorageError::internal(format!(
-                                "the etcd watch stream failed: {e}"
-                            )));
+                        let failure = classify(&e, self.rpc, &url);
+                        if !failure.may_heal() {
+                            return ended(
+                                key,
+                                failure.into_error().context("the etcd watch stream failed"),
+                            );
                         }
                         break;
                     }
@@ -177,11 +181,15 @@ impl Watcher {
             return Err(expired(*synced, resp.compact_revision()).into());
         }
         if resp.canceled() {
-            return Err(StorageError::internal(format!(
-                "etcd canceled the watch: {}",
-                resp.cancel_reason()
-            ))
-            .into());
+            let reason = resp.cancel_reason();
+            let code = if reason.contains("permission denied") {
+                Code::PermissionDenied
+            } else {
+                Code::Unreachable
+            };
+            return Err(
+                StorageError::new(code, format!("etcd canceled the watch: {reason}")).into(),
+            );
         }
         // etcd never splits one revision across responses, so a broken stream
         // always resumes at a revision boundary.
@@ -255,39 +263,33 @@ fn expired(synced: i64, compacted: i64) -> StorageError {
 }
 
 /// Runs `attempt` until it succeeds, waiting between failures that may pass
-/// (etcd unreachable or restarting); other failures end the watch.
-async fn retry<T, F, Fut>(backoff: &mut Backoff, mut attempt: F) -> std::result::Result<T, Stop>
+/// (etcd unreachable, restarting or overloaded); any other failure ends the
+/// watch with its error.
+async fn retry<T, F, Fut>(
+    key: &str,
+    backoff: &mut Backoff,
+    mut attempt: F,
+) -> std::result::Result<T, Stop>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
+    Fut: Future<Output = std::result::Result<T, Failure>>,
 {
     loop {
         match attempt().await {
             Ok(v) => return Ok(v),
-            Err(e) if matches!(e.code, Code::Unreachable | Code::Timeout | Code::Internal) => {
+            Err(failure) if failure.may_heal() => {
+                let error = &failure.error().message;
+                tracing::debug!(key = crate::watch::log_key(key), %error, "etcd watch request failed; trying again");
                 backoff.wait().await
             }
-            Err(e) => return Err(e.into()),
+            Err(failure) => return Err(ended(key, failure.into_error())),
         }
     }
 }
 
-/// Whether a stream that failed with `e` may work again on a new connection:
-/// a broken connection surfaces as `Unknown` (an h2 error) or `Unavailable`;
-/// a message over the size limit, say, would only fail again.
-fn reconnectable(e: &etcd_client::Error) -> bool {
-    use tonic::Code as G;
-    match e {
-        etcd_client::Error::GRpcStatus(s) => matches!(
-            s.code(),
-            G::Unknown
-                | G::Unavailable
-                | G::Internal
-                | G::Cancelled
-                | G::DeadlineExceeded
-                | G::Aborted
-                | G::Unauthenticated
-        ),
-        _ => true,
-    }
+/// The end of a watch by a failure that would only repeat: logged, as the
+/// consumer may not look at the error for a while.
+fn ended(key: &str, error: StorageError) -> Stop {
+    tracing::warn!(key = crate::watch::log_key(key), code = ?error.code, error = %error.message, "etcd watch ended");
+    Stop::Fail(error)
 }

@@ -2,8 +2,11 @@
 
 use std::ffi::{c_char, CString};
 use std::ptr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::boundary::{call, guard, opt_str_arg, out_arg, read_handle, str_arg, Castable};
 use super::error::{c_string, storage_code, storage_error};
@@ -12,8 +15,9 @@ use crate::storage::{Code, Object, StorageError};
 use crate::watch::{Event, EventType, Watch, WatchOptions};
 
 /// A watch on a key or a key prefix (Go's `storage.Interface.Watch`), created
-/// by `storage_watch_create` and freed with `storage_watch_destroy`. Calls on
-/// one watch are serialised; `storage_watch_destroy` must not race them.
+/// by `storage_watch_create` and freed with `storage_watch_destroy`. Calls of
+/// `storage_watch_next` on one watch take turns, each within its own timeout;
+/// `storage_watch_destroy` must not race them.
 pub struct storage_watch {
     _private: [u8; 0],
 }
@@ -116,15 +120,26 @@ pub extern "C" fn storage_watch_create(
 /// to `*out_event`; free it with `storage_watch_event_free`.
 ///
 /// `STORAGE_ERR_TIMEOUT`: no event yet; the watch goes on, call again.
+/// Several threads may call this on one watch: each event goes to one of
+/// them, and each call returns within its own `timeout_ms`, also while
+/// another call is waiting (a call that does not get its turn in time is
+/// `STORAGE_ERR_TIMEOUT` too).
 /// Any other error ends the watch, and every later call returns it again:
 /// - `STORAGE_ERR_EXPIRED`: the resource version is gone from etcd's history
 ///   (compacted): list again, then watch from the list's resource version;
 /// - `STORAGE_ERR_CORRUPT_OBJ`: a value that cannot be decrypted or decoded
 ///   (the error names its key);
+/// - `STORAGE_ERR_UNREACHABLE`: a failure retrying cannot heal (a TLS
+///   problem, an endpoint that is not etcd), with its explanation;
+/// - `STORAGE_ERR_INVALID_ARGUMENT`: a watch etcd can never serve (a key
+///   over its request size limit, which the message names);
+/// - `STORAGE_ERR_PERMISSION_DENIED`: etcd refused the watch to the user;
 /// - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
 ///   restart the watch from resourceVersion N`: more than 1000 events waited
 ///   for this caller for over 2 seconds; every event up to N was delivered,
 ///   so a new watch from N loses nothing.
+///
+/// A lost connection to etcd does not end a watch: it resumes by itself.
 #[no_mangle]
 pub extern "C" fn storage_watch_next(
     w: *mut storage_watch,
@@ -135,35 +150,39 @@ pub extern "C" fn storage_watch_next(
     call(out_error, || {
         let handle = storage_watch::try_ref(w, "watch")?;
         let out = out_arg(out_event, "out_event")?;
-        let mut state = handle
-            .state
-            .lock()
-            .map_err(|_| StorageError::internal("an earlier call on this watch panicked"))?;
-        if let Some(e) = &state.ended {
-            return Err(e.clone());
-        }
         let wait = Duration::from_millis(timeout_ms.into());
-        let next = handle
-            .runtime
-            .block_on(async { Ok(tokio::time::timeout(wait, state.watch.next()).await) })?;
-        let event = match next {
-            Err(_) => {
-                return Err(StorageError::new(
-                    Code::Timeout,
-                    format!("no watch event within {timeout_ms} ms"),
-                ))
-            }
-            Ok(Some(Ok(event))) => event,
-            Ok(Some(Err(e))) => {
-                state.ended = Some(e.clone());
-                return Err(e);
-            }
-            Ok(None) => {
-                let e = StorageError::internal("the watch ended without an error");
-                state.ended = Some(e.clone());
-                return Err(e);
-            }
+        let timed_out = |why: &str| {
+            StorageError::new(
+                Code::Timeout,
+                format!("no watch event within {timeout_ms} ms{why}"),
+            )
         };
+        let event = handle.runtime.block_on(async {
+            let deadline = Instant::now() + wait;
+            // Another call may hold the watch: wait for it no longer than this call may.
+            let Ok(mut state) = tokio::time::timeout(wait, handle.state.lock()).await else {
+                return Err(timed_out(
+                    " (another call on this watch was waiting for one the whole time)",
+                ));
+            };
+            if let Some(e) = &state.ended {
+                return Err(e.clone());
+            }
+            let next = tokio::time::timeout_at(deadline, state.watch.next()).await;
+            match next {
+                Err(_) => Err(timed_out("")),
+                Ok(Some(Ok(event))) => Ok(event),
+                Ok(Some(Err(e))) => {
+                    state.ended = Some(e.clone());
+                    Err(e)
+                }
+                Ok(None) => {
+                    let e = StorageError::internal("the watch ended without an error");
+                    state.ended = Some(e.clone());
+                    Err(e)
+                }
+            }
+        })?;
         *out = storage_watch_event::into_raw(EventObject {
             key: c_string(event.key.clone()),
             event,

@@ -147,6 +147,8 @@ static void case_callbacks(char **argv) {
 static void case_ttl(char **argv) {
   storage *s = must_create(argv[0]);
   long long max = atoll(argv[1]);
+  CHECK(max == STORAGE_MAX_TTL_SECONDS, "the header's STORAGE_MAX_TTL_SECONDS is %lld, the library's %lld",
+        (long long)STORAGE_MAX_TTL_SECONDS, max);
   const char *obj = "{\"metadata\":{\"name\":\"t\"}}";
   const int64_t bad[] = {INT64_MAX, INT64_MIN, -1, max + 1, INT64_MAX - 1};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
