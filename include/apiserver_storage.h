@@ -22,9 +22,9 @@
 
 /** The version of this header; `storage_version()` gives the library's. */
 #define APISERVER_STORAGE_VERSION_MAJOR 0
-#define APISERVER_STORAGE_VERSION_MINOR 1
+#define APISERVER_STORAGE_VERSION_MINOR 2
 #define APISERVER_STORAGE_VERSION_PATCH 0
-#define APISERVER_STORAGE_VERSION "0.1.0"
+#define APISERVER_STORAGE_VERSION "0.2.0"
 
 /**
  * The most the library reads of a file the config names (`ca_file`,
@@ -249,7 +249,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library's version, e.g. `"0.1.0"`. A static string: never free it.
+ * The library's version, e.g. `"0.2.0"`. A static string: never free it.
  */
 const char *storage_version(void);
 

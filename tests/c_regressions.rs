@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use apiserver_storage::storage::MAX_TTL_SECONDS;
 use common::cbuild::{assert_success, compile_c, run_c};
-use common::{Backend, Etcd};
+use common::{k8s_api_testdata, wire, Backend, Etcd};
 
 fn program() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -77,4 +77,24 @@ fn decrypted_plaintext_is_never_quoted_in_errors() {
     );
     let stored = etcd.raw("/registry/pt/secret").unwrap();
     assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key1:"));
+}
+
+/// A Pod from a newer release, with a field the schema does not know in its
+/// spec: flagged on read, never dropped by an update.
+#[test]
+fn unknown_protobuf_fields_are_flagged_and_never_dropped() {
+    let etcd = Etcd::start();
+    let pod = std::fs::read(k8s_api_testdata().join("HEAD/core.v1.Pod.pb")).unwrap();
+    // After `k8s\0`: the envelope, whose field 2 holds the Pod, whose field 2 is its spec.
+    let stored = [&pod[..4], &wire::inject(&pod[4..], &[2, 2], &wire::field(9002, 1))].concat();
+    etcd.put("/registry/pods/default/newer", &stored);
+    run(
+        "unknown_fields",
+        &[
+            &etcd.config(r#""codec":"protobuf""#),
+            "/pods/default/newer",
+            "spec#9002",
+        ],
+    );
+    assert_eq!(etcd.raw("/registry/pods/default/newer").unwrap(), stored);
 }

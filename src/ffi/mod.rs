@@ -11,7 +11,7 @@ mod metrics;
 mod watch;
 mod write;
 
-/// The library's version, e.g. `"0.1.0"`. A static string: never free it.
+/// The library's version, e.g. `"0.2.0"`. A static string: never free it.
 #[no_mangle]
 pub extern "C" fn storage_version() -> *const std::ffi::c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()

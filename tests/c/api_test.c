@@ -101,7 +101,7 @@ static void case_corrupt(char **argv) {
 static void case_info(char **argv) {
   storage *s = must_create(argv[0]);
   storage_bytes obj = {NULL, 0};
-  storage_object_info info = {false, -1, false};
+  storage_object_info info = {false, -1, false, true};
   storage_error *err = NULL;
   storage_code rc = storage_get_with_info(s, argv[1], NULL, false, &obj, &info, &err);
   CHECK(rc == STORAGE_OK, "get: %d %s", rc, storage_error_message(err));
@@ -112,6 +112,7 @@ static void case_info(char **argv) {
   CHECK(info.found, "found");
   CHECK(info.resource_version == atoll(argv[2]), "rv %lld", (long long)info.resource_version);
   CHECK(info.stale == (argv[4][0] == '1'), "stale %d", info.stale);
+  CHECK(!info.unknown_fields, "a JSON object has no fields unknown to a schema");
   storage_bytes_free(obj);
 
   obj.data = NULL;

@@ -301,11 +301,31 @@ static void case_plaintext(char **argv) {
   storage_destroy(raw);
 }
 
+/* unknown_fields PROTOBUF_CONFIG KEY FIELD: an object holding a field the
+ * schema does not know is flagged on read, and an update refuses to drop it. */
+static void case_unknown_fields(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_bytes obj = {NULL, 0};
+  storage_object_info info = {false, -1, false, false};
+  storage_error *err = NULL;
+  storage_code rc = storage_get_with_info(s, argv[1], NULL, false, &obj, &info, &err);
+  CHECK(rc == STORAGE_OK, "get: %d %s", rc, storage_error_message(err));
+  CHECK(info.found && info.unknown_fields, "found %d, unknown_fields %d", info.found, info.unknown_fields);
+  storage_error_free(err);
+  storage_bytes_free(obj);
+  struct callback cb = {.code = STORAGE_OK, .object = "{}"};
+  err = NULL;
+  rc = storage_guaranteed_update(s, argv[1], false, NULL, returns, &cb, NULL, &err);
+  expect_error(rc, err, STORAGE_ERR_UNSUPPORTED, argv[2], "update of an object with an unknown field");
+  CHECK(cb.calls == 0, "try_update called %d times", cb.calls);
+  storage_destroy(s);
+}
+
 int main(int argc, char **argv) {
   static const struct test_case cases[] = {
       {"callbacks", 1, case_callbacks},   {"ttl", 2, case_ttl},     {"null_metadata", 1, case_null_metadata},
       {"absent_preconditions", 1, case_absent_preconditions}, {"list_rv", 2, case_list_rv},
-      {"plaintext", 2, case_plaintext},
+      {"plaintext", 2, case_plaintext},   {"unknown_fields", 3, case_unknown_fields},
   };
   return run_case(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -5,6 +5,7 @@
 
 pub mod cbuild;
 pub mod tls;
+pub mod wire;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
