@@ -20,10 +20,11 @@ fn installed_library_builds_with_pkg_config_and_runs() {
         .unwrap();
     assert_success("make install", &install);
     let libdir = prefix.path().join("lib");
+    let versioned = format!("libapiserver_storage.so.{}", env!("CARGO_PKG_VERSION"));
     for file in [
         "libapiserver_storage.so",
         "libapiserver_storage.so.0",
-        "libapiserver_storage.so.0.1.0",
+        &versioned,
         "libapiserver_storage.a",
         "pkgconfig/apiserver_storage.pc",
     ] {
