@@ -64,6 +64,7 @@ fn installed_library_builds_with_pkg_config_and_runs() {
         .unwrap();
     assert_success("installed storage_get", &run);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(stdout.contains("apiserver-storage 0.1.0"), "{stdout}");
+    let banner = format!("apiserver-storage {}", env!("CARGO_PKG_VERSION"));
+    assert!(stdout.contains(&banner), "{stdout}");
     assert!(stdout.contains(r#""name":"settings""#), "{stdout}");
 }
