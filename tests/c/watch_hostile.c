@@ -2,41 +2,8 @@
  * by tests/c_watch_hostile.rs: `watch_hostile CASE ARGS...`. Each case exits 0
  * when every check passes. */
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#include "apiserver_storage.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fprintf(stderr, "\n");                                                   \
-      failures++;                                                              \
-    }                                                                          \
-  } while (0)
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static storage *must_create(const char *config) {
-  storage *s = NULL;
-  storage_error *err = NULL;
-  storage_code rc = storage_create(config, &s, &err);
-  if (rc != STORAGE_OK) {
-    fprintf(stderr, "storage_create: %d %s\n", rc, storage_error_message(err));
-    exit(1);
-  }
-  return s;
-}
+#include "check.h"
 
 static storage_watch *must_watch(storage *s, const char *key, const char *rv) {
   storage_watch *w = NULL;
@@ -47,18 +14,6 @@ static storage_watch *must_watch(storage *s, const char *key, const char *rv) {
     exit(1);
   }
   return w;
-}
-
-/* Checks a failed call's code and that its message says `needle`; frees the error. */
-static void expect_error(storage_code got, storage_error *err, storage_code want, const char *needle,
-                         const char *what) {
-  const char *message = storage_error_message(err);
-  CHECK(got == want, "%s: code %d, want %d (%s)", what, got, want, message);
-  CHECK(err != NULL && storage_error_code(err) == want, "%s: error object code %d", what,
-        storage_error_code(err));
-  if (needle != NULL)
-    CHECK(strstr(message, needle) != NULL, "%s: message %s lacks %s", what, message, needle);
-  storage_error_free(err);
 }
 
 /* A key of `n` bytes under /hostile/, NUL-terminated; free it. */
@@ -273,15 +228,7 @@ static void case_hangups(char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: watch_hostile CASE ARGS...\n");
-    return 2;
-  }
-  static const struct {
-    const char *name;
-    int nargs;
-    void (*run)(char **);
-  } cases[] = {
+  static const struct test_case cases[] = {
       {"own_timeouts", 1, case_own_timeouts},
       {"watch_ends", 4, case_watch_ends},
       {"sizes", 1, case_sizes},
@@ -289,17 +236,5 @@ int main(int argc, char **argv) {
       {"tls_failure", 2, case_tls_failure},
       {"hangups", 1, case_hangups},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    if (strcmp(argv[1], cases[i].name) == 0) {
-      if (argc - 2 != cases[i].nargs) {
-        fprintf(stderr, "%s takes %d arguments\n", cases[i].name, cases[i].nargs);
-        return 2;
-      }
-      cases[i].run(argv + 2);
-      if (failures) fprintf(stderr, "%d checks failed\n", failures);
-      return failures ? 1 : 0;
-    }
-  }
-  fprintf(stderr, "unknown case %s\n", argv[1]);
-  return 2;
+  return run_case(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
