@@ -86,7 +86,11 @@ fn unknown_protobuf_fields_are_flagged_and_never_dropped() {
     let etcd = Etcd::start();
     let pod = std::fs::read(k8s_api_testdata().join("HEAD/core.v1.Pod.pb")).unwrap();
     // After `k8s\0`: the envelope, whose field 2 holds the Pod, whose field 2 is its spec.
-    let stored = [&pod[..4], &wire::inject(&pod[4..], &[2, 2], &wire::field(9002, 1))].concat();
+    let stored = [
+        &pod[..4],
+        &wire::inject(&pod[4..], &[2, 2], &wire::field(9002, 1)),
+    ]
+    .concat();
     etcd.put("/registry/pods/default/newer", &stored);
     run(
         "unknown_fields",
