@@ -287,14 +287,16 @@ impl Config {
             .enumerate()
             .map(|(i, s)| {
                 Endpoint::parse(s).map_err(|why| {
-                    // An endpoint with user information may hold a password.
+                    // User information may hold a password, a query or a
+                    // fragment a token: neither is quoted.
                     let shown = if s.contains('@') {
                         String::new()
                     } else {
-                        format!(" {s:?}")
+                        let shown = s.split(['?', '#']).next().unwrap_or_default();
+                        format!(" {shown:?}:")
                     };
                     StorageError::invalid_config(format!(
-                        "invalid config field `server_list[{i}]`:{shown}: {why}"
+                        "invalid config field `server_list[{i}]`:{shown} {why}"
                     ))
                 })
             })
@@ -511,7 +513,24 @@ mod tests {
         );
         let e = err(r#"{"server_list":["https://root:hunter2@127.0.0.1:2379"]}"#);
         assert!(!e.message.contains("hunter2"), "{}", e.message);
-        assert!(e.message.contains("`server_list[0]`"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("invalid config field `server_list[0]`: an endpoint must not"),
+            "{}",
+            e.message
+        );
+        for tokened in [
+            "http://127.0.0.1:2379?token=hunter2",
+            "http://127.0.0.1:2379#hunter2",
+        ] {
+            let e = err(&format!(r#"{{"server_list":["{tokened}"]}}"#));
+            assert!(!e.message.contains("hunter2"), "{}", e.message);
+            assert!(
+                e.message.contains("\"http://127.0.0.1:2379\""),
+                "{}",
+                e.message
+            );
+        }
         let c = Config::from_json(r#"{"server_list":["HTTPS://127.0.0.1:2379"]}"#).unwrap();
         assert!(c.tls_enabled());
     }
@@ -642,7 +661,7 @@ mod tests {
                 "password",
                 format!(r#"["{SECRET}"]"#),
                 "password",
-                "expected a base64 string, got an array",
+                "expected a string, got an array",
             ),
             (
                 "transformer",
@@ -674,7 +693,7 @@ mod tests {
                     r#"{{"providers":[{{"aesgcm":{{"keys":[{{"name":"{SECRET}","secret":true}}]}}}}]}}"#
                 ),
                 "transformer.providers[0].aesgcm.keys[0].secret",
-                "secret must be a base64 string",
+                "a secret must be a string",
             ),
         ] {
             let e = if field == "server_list" {

@@ -38,6 +38,13 @@ fn preconditions(p: *const storage_preconditions) -> Result<Option<Preconditions
 
 /// `len` bytes at `data`; NULL is allowed only for `len == 0`.
 fn bytes_arg<'a>(data: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    // No object can be that large: such a length is a caller's mistake, and
+    // a slice of it would be undefined behaviour.
+    if len > isize::MAX as usize {
+        return Err(StorageError::invalid_argument(format!(
+            "{name}: a length of {len} bytes is not possible"
+        )));
+    }
     if data.is_null() {
         return if len == 0 {
             Ok(&[])

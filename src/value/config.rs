@@ -132,7 +132,7 @@ struct SecretVisitor;
 macro_rules! refuse_non_strings {
     ($($method:ident: $ty:ty),*) => {$(
         fn $method<E: de::Error>(self, _: $ty) -> Result<Secret, E> {
-            Err(E::custom("secret must be a base64 string"))
+            Err(E::custom("a secret must be a string"))
         }
     )*};
 }
@@ -141,7 +141,7 @@ impl<'de> Visitor<'de> for SecretVisitor {
     type Value = Secret;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a base64 string")
+        f.write_str("a string")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
@@ -561,7 +561,7 @@ mod tests {
             let err = serde_json::from_value::<TransformerConfig>(cfg)
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("secret must be a base64 string"), "{err}");
+            assert!(err.contains("a secret must be a string"), "{err}");
             assert!(!err.contains("9182736") && !err.contains("325"), "{err}");
         }
     }

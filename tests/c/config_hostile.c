@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
        "`transformer.providers[0].secretbox`"},
       {"transformer as a bare string", "\"transformer\":\"" SECRET "\"", "`transformer`"},
       {"secret a number", "\"transformer\":{\"providers\":[{\"aesgcm\":{\"keys\":[{\"name\":\"k\",\"secret\":12345678901234}]}}]}",
-       "secret must be a base64 string"},
+       "a secret must be a string"},
   };
   for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
     create_refused(secrets[i].name, fmt("{\"server_list\":[\"%s\"],%s}", plain, secrets[i].fields),

@@ -1,5 +1,6 @@
 /* Regression tests for defects found by hostile callers, driven by
  * tests/c_regressions.rs: `regressions CASE ARGS...`. */
+#include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -50,6 +51,17 @@ static storage_code returns(void *user_data, const uint8_t *current, size_t curr
   *out_new = (const uint8_t *)cb->object;
   *out_new_len = strlen(cb->object);
   return (storage_code)cb->code;
+}
+
+/* Claims an object of SIZE_MAX bytes: a length no object can have. */
+static storage_code claims_too_much(void *user_data, const uint8_t *current, size_t current_len,
+                                    const uint8_t **out_new, size_t *out_new_len) {
+  struct callback *cb = user_data;
+  (void)current, (void)current_len;
+  cb->calls++;
+  *out_new = (const uint8_t *)cb->object;
+  *out_new_len = SIZE_MAX;
+  return STORAGE_OK;
 }
 
 /* Calls into the library from inside the update: another handle, this one,
@@ -115,6 +127,20 @@ static void case_callbacks(char **argv) {
     storage_code rc = storage_guaranteed_update(s, "/cb/obj", false, NULL, returns, &cb, NULL, &err);
     expect_error(rc, err, known[i], "aborted by try_update", "callback returning a known code");
   }
+  /* Lengths no object can have are refused before anything is read. */
+  const char *small = "{\"metadata\":{\"name\":\"obj\"}}";
+  const size_t impossible[] = {SIZE_MAX, (size_t)PTRDIFF_MAX + 1};
+  for (size_t i = 0; i < 2; i++) {
+    storage_error *err = NULL;
+    storage_code rc = storage_create_object(s, "/cb/huge", (const uint8_t *)small, impossible[i], 0, NULL, &err);
+    expect_error(rc, err, STORAGE_ERR_INVALID_ARGUMENT, "is not possible", "an impossible object length");
+  }
+  expect_absent(s, "/cb/huge", "after impossible lengths");
+  struct callback huge = {.object = small};
+  storage_error *huge_err = NULL;
+  storage_code huge_rc = storage_guaranteed_update(s, "/cb/obj", false, NULL, claims_too_much, &huge, NULL, &huge_err);
+  expect_error(huge_rc, huge_err, STORAGE_ERR_INVALID_ARGUMENT, "is not possible", "a callback's impossible length");
+
   storage_bytes after = must_get(s, "/cb/obj", "after aborted updates");
   CHECK(after.len == before.len && memcmp(after.data, before.data, after.len) == 0,
         "aborted updates changed the object: %.*s", (int)after.len, (char *)after.data);

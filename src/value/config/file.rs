@@ -529,7 +529,7 @@ resources:
             "  - resources: [secrets]\n    providers: [{aesgcm: {keys: [{name: k, secret: 123456789012}]}}]\n",
         ));
         assert!(
-            err.message.contains("secret must be a base64 string"),
+            err.message.contains("a secret must be a string"),
             "{}",
             err.message
         );
