@@ -103,6 +103,17 @@ pub fn parse_resource_version(rv: &str) -> Result<i64> {
         })
 }
 
+/// The resourceVersion a watch starts after: as `parse_resource_version`,
+/// short of the largest revision, after which nothing can follow.
+pub fn parse_watch_resource_version(rv: &str) -> Result<i64> {
+    match parse_resource_version(rv)? {
+        i64::MAX => Err(StorageError::invalid_argument(format!(
+            "resourceVersion: Invalid value: {rv:?}: no revision can follow it"
+        ))),
+        from => Ok(from),
+    }
+}
+
 /// The read must observe at least `minimum`; today's Kubernetes answers a
 /// future revision with a Timeout ("Too large resource version").
 pub fn validate_minimum_resource_version(minimum: i64, current: i64) -> Result<()> {
@@ -135,6 +146,22 @@ mod tests {
         ] {
             assert_eq!(
                 parse_resource_version(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn watches_start_short_of_the_largest_revision() {
+        assert_eq!(parse_watch_resource_version("").unwrap(), 0);
+        assert_eq!(
+            parse_watch_resource_version("9223372036854775806").unwrap(),
+            i64::MAX - 1
+        );
+        for bad in ["9223372036854775807", "9223372036854775808", "x"] {
+            assert_eq!(
+                parse_watch_resource_version(bad).unwrap_err().code,
                 Code::InvalidArgument,
                 "{bad}"
             );

@@ -15,7 +15,9 @@ use super::client::{
     TEST_FAILED,
 };
 use super::watcher::Watcher;
-use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_version};
+use crate::codec::versioner::{
+    parse_resource_version, parse_watch_resource_version, validate_minimum_resource_version,
+};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::storage::{
@@ -203,7 +205,7 @@ impl Interface for Store {
 
     async fn watch(&self, key: &str, opts: &WatchOptions) -> Result<Watch> {
         let key = join_key(&self.prefix, key)?;
-        let from = parse_resource_version(&opts.resource_version)?;
+        let from = parse_watch_resource_version(&opts.resource_version)?;
         let watcher = Watcher {
             client: self.client.clone(),
             codec: self.codec,

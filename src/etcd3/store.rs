@@ -14,7 +14,9 @@ use super::lease::LeaseManager;
 use super::list;
 use super::pool::Pool;
 use super::watcher::Watcher;
-use crate::codec::versioner::{parse_resource_version, validate_minimum_resource_version};
+use crate::codec::versioner::{
+    parse_resource_version, parse_watch_resource_version, validate_minimum_resource_version,
+};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::metrics::{Method, Metrics};
@@ -225,7 +227,7 @@ impl Interface for Store {
 
     async fn watch(&self, key: &str, opts: &WatchOptions) -> Result<Watch> {
         let key = join_key(&self.prefix, key)?;
-        let from = parse_resource_version(&opts.resource_version)?;
+        let from = parse_watch_resource_version(&opts.resource_version)?;
         let watcher = Watcher {
             pool: self.pool.clone(),
             rpc: self.rpc,

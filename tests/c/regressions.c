@@ -256,7 +256,8 @@ static void case_absent_preconditions(char **argv) {
   storage_destroy(s);
 }
 
-/* list_rv CONFIG BACKEND: a list checks its resourceVersion as a get does, paged or not. */
+/* list_rv CONFIG BACKEND: a list checks its resourceVersion as a get does, paged
+ * or not; a watch refuses one no revision can follow. */
 static void case_list_rv(char **argv) {
   storage *s = must_create(argv[0]);
   must_put(s, "/lrv/a", "{\"metadata\":{\"name\":\"a\"}}");
@@ -285,6 +286,12 @@ static void case_list_rv(char **argv) {
     storage_error_free(err);
     storage_bytes_free(out);
   }
+  /* No revision follows the largest one: a watch after it is refused. */
+  storage_watch *w = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_create(s, "/lrv", "9223372036854775807", true, &w, &err);
+  expect_error(rc, err, STORAGE_ERR_INVALID_ARGUMENT, "no revision can follow it", "a watch after the last revision");
+  CHECK(w == NULL, "out-parameter written on failure");
   storage_destroy(s);
 }
 
