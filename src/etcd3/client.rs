@@ -282,14 +282,23 @@ pub(crate) async fn attempt<'m, T>(
 
 /// The gRPC code a failed request ended with, as grpc-go would report it:
 /// a connection that failed below gRPC is `Unavailable` (tonic may call it
-/// `Unknown` with the transport error as its source).
+/// `Unknown`, `Internal` or `Cancelled`, with the transport error as its
+/// source), and tonic's per-request timeout is `DeadlineExceeded`.
 pub(crate) fn grpc_code(e: &etcd_client::Error) -> tonic::Code {
     use etcd_client::Error as E;
+    use tonic::Code as G;
     match e {
+        // tonic's own per-request timeout, which grpc-go reports as a deadline.
+        E::GRpcStatus(s) if s.code() == G::Cancelled && chain(e).contains("Timeout expired") => {
+            G::DeadlineExceeded
+        }
+        // A failure below gRPC, which tonic reports as Unknown, Internal or
+        // (a dropped connection) Cancelled.
         E::GRpcStatus(s)
-            if s.code() == tonic::Code::Unknown && std::error::Error::source(s).is_some() =>
+            if matches!(s.code(), G::Unknown | G::Internal | G::Cancelled)
+                && std::error::Error::source(s).is_some() =>
         {
-            tonic::Code::Unavailable
+            G::Unavailable
         }
         E::GRpcStatus(s) => s.code(),
         E::TransportError(_) | E::IoError(_) => tonic::Code::Unavailable,
