@@ -25,6 +25,8 @@ const MAX_DOWN: Duration = Duration::from_secs(10);
 /// Pause between attempts, doubling up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// The least time worth starting another attempt with.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 /// A deadline no request reaches (a century).
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -304,7 +306,9 @@ impl Pool {
             };
             member.failed();
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining <= backoff {
+            // An attempt left with a sliver of time would only time out and
+            // hide the failure that matters behind a timeout.
+            if remaining <= backoff + MIN_ATTEMPT {
                 let error = error.context(&format!("etcd at {url} (no endpoint answered in time)"));
                 return Err(if wrong_peer {
                     Failure::WrongPeer(error)
