@@ -39,3 +39,9 @@ if [ ! -x "$etcd36/etcd" ] || [ ! -x "$etcd36/etcdctl" ]; then
     go build -o "../../$etcd36/etcd" go.etcd.io/etcd/server/v3 &&
     go build -o "../../$etcd36/etcdctl" go.etcd.io/etcd/etcdctl/v3)
 fi
+# The Go suites that run Kubernetes' own storage code (tests/kube): the
+# modules tests/kube/go.mod pins, into the module cache.
+if ! (cd tests/kube && GOFLAGS=-mod=mod GOPROXY=off go list -deps ./... >/dev/null 2>&1); then
+  echo "downloading the modules of tests/kube/go.mod"
+  (cd tests/kube && go mod download)
+fi
