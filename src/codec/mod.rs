@@ -4,6 +4,7 @@
 mod envelope;
 mod json;
 mod kubejson;
+mod marshal;
 mod protobuf;
 mod schema;
 mod time;
