@@ -208,6 +208,8 @@ impl Drop for Store {
 /// and what the current release makes of them.
 struct Fixture {
     pb: Vec<u8>,
+    /// The `.json` as Go indented it.
+    json_text: Vec<u8>,
     /// The object the current release serves.
     json: Value,
     /// What the current release stores for that object.
@@ -225,6 +227,7 @@ impl Fixture {
         Fixture {
             pb,
             json: serde_json::from_slice(&json).unwrap(),
+            json_text: json,
             stored,
         }
     }
@@ -237,6 +240,40 @@ impl Fixture {
         let body = wire::replace(&body, &[2, 1, 6], b"");
         [&self.stored[..4], &body].concat()
     }
+
+    /// What kube-apiserver's JSON serializer stores for the object: Go's
+    /// compact marshalling (the fixture is that, indented), with the
+    /// metadata's `selfLink` and `resourceVersion` emptied and so left out
+    /// (`omitempty`), and the encoder's newline.
+    fn expected_json_write(&self) -> Vec<u8> {
+        let mut text = String::from_utf8(compact(&self.json_text)).unwrap();
+        for member in [
+            r#""selfLink":"selfLinkValue","#,
+            r#""resourceVersion":"resourceVersionValue","#,
+        ] {
+            // The first occurrence is the object's own metadata.
+            text = text.replacen(member, "", 1);
+        }
+        text.push('\n');
+        text.into_bytes()
+    }
+}
+
+/// `json.Compact`: the insignificant whitespace of indented JSON removed.
+fn compact(json: &[u8]) -> Vec<u8> {
+    let (mut out, mut in_string, mut escaped) = (Vec::new(), false, false);
+    for &b in json {
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+        } else if b == b'"' {
+            in_string = true;
+        } else if b.is_ascii_whitespace() {
+            continue;
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// Reads the fixture stored raw at `key` through the C ABI.
@@ -265,12 +302,14 @@ fn reads_exactly(
 }
 
 /// Creates the fixture's object through the C ABI at `key` and compares the
-/// bytes in etcd with what kube-apiserver stores.
+/// bytes in etcd with what kube-apiserver stores: its protobuf, or with
+/// `json`, its JSON.
 fn writes_exactly(
     etcd: &common::Etcd,
     store: &Store,
     key: &str,
     fixture: &Fixture,
+    json: bool,
 ) -> Result<(), String> {
     let mut object = fixture.json.clone();
     // Go's Create refuses a resourceVersion; kube-apiserver clears it first.
@@ -279,15 +318,27 @@ fn writes_exactly(
         .map(|m| m.remove("resourceVersion"));
     store.create(key, &serde_json::to_vec(&object).unwrap())?;
     let got = etcd.raw(&format!("/registry{key}")).expect("created");
-    let want = fixture.expected_write();
+    let want = if json {
+        fixture.expected_json_write()
+    } else {
+        fixture.expected_write()
+    };
     if got == want {
         return Ok(());
     }
     let at = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+    let near = |b: &[u8]| {
+        String::from_utf8_lossy(&b[at.saturating_sub(30)..(at + 30).min(b.len())]).into_owned()
+    };
     Err(format!(
-        "{} bytes written, {} expected; first difference at byte {at}",
+        "{} bytes written, {} expected; first difference at byte {at}{}",
         got.len(),
-        want.len()
+        want.len(),
+        if json {
+            format!(": {:?} where Go writes {:?}", near(&got), near(&want))
+        } else {
+            String::new()
+        }
     ))
 }
 
@@ -318,6 +369,7 @@ fn kubernetes_fixtures_read_and_write_exactly() {
     let root = common::k8s_api_testdata();
     let etcd = common::Etcd::start();
     let store = Store::new(&etcd.config(r#""codec":"protobuf","prefix":"/registry""#));
+    let json_store = Store::new(&etcd.config(r#""codec":"json","prefix":"/registry""#));
     let mut releases: Vec<String> = std::fs::read_dir(&root)
         .unwrap()
         .flatten()
@@ -326,8 +378,8 @@ fn kubernetes_fixtures_read_and_write_exactly() {
         .collect();
     releases.sort();
     let mut table = String::from(
-        "| fixtures | stored kinds | read exactly | written byte for byte | refused as 1.37 does |\n\
-         |---|---|---|---|---|\n",
+        "| fixtures | stored kinds | read exactly | protobuf written byte for byte \
+         | JSON written byte for byte | refused as 1.37 does |\n|---|---|---|---|---|---|\n",
     );
     let mut results = BTreeMap::new();
     for release in &releases {
@@ -346,8 +398,8 @@ fn kubernetes_fixtures_read_and_write_exactly() {
             .filter(|name| dir.join(format!("{name}.json")).exists())
             .collect();
         names.sort();
-        let (mut read, mut written, mut stored, mut dropped, mut failures) =
-            (0, 0, 0, 0, Vec::new());
+        let (mut read, mut written, mut json_written, mut stored, mut dropped, mut failures) =
+            (0, 0, 0, 0, 0, Vec::new());
         for name in names {
             let kind = name.rsplit('.').next().unwrap();
             if NEVER_STORED.iter().any(|(k, _)| *k == kind) {
@@ -364,9 +416,20 @@ fn kubernetes_fixtures_read_and_write_exactly() {
                 Ok(()) => read += 1,
                 Err(why) => failures.push(format!("{name}: read: {why}")),
             }
-            match writes_exactly(&etcd, &store, &format!("/write/{release}/{name}"), &fixture) {
+            match writes_exactly(
+                &etcd,
+                &store,
+                &format!("/write/{release}/{name}"),
+                &fixture,
+                false,
+            ) {
                 Ok(()) => written += 1,
                 Err(why) => failures.push(format!("{name}: write: {why}")),
+            }
+            let key = format!("/json/{release}/{name}");
+            match writes_exactly(&etcd, &json_store, &key, &fixture, true) {
+                Ok(()) => json_written += 1,
+                Err(why) => failures.push(format!("{name}: JSON write: {why}")),
             }
         }
         let label = if release == "HEAD" {
@@ -375,24 +438,33 @@ fn kubernetes_fixtures_read_and_write_exactly() {
             release
         };
         table.push_str(&format!(
-            "| {label} | {stored} | {read} | {written} | {dropped} |\n"
+            "| {label} | {stored} | {read} | {written} | {json_written} | {dropped} |\n"
         ));
         eprintln!(
-            "{release}: of {stored} stored kinds, {read} read and {written} written exactly, \
-             {dropped} refused as 1.37 does"
+            "{release}: of {stored} stored kinds, {read} read and {written} (protobuf), \
+             {json_written} (JSON) written exactly, {dropped} refused as 1.37 does"
         );
         for f in &failures {
             eprintln!("  {f}");
         }
-        results.insert(release.clone(), (read + dropped, written + dropped, stored));
+        results.insert(
+            release.clone(),
+            (
+                read + dropped,
+                written + dropped,
+                json_written + dropped,
+                stored,
+            ),
+        );
     }
     eprintln!("\n{table}");
     // Every stored kind of every release reads and writes as kube-apiserver
     // 1.37 does.
-    for (release, (read, written, stored)) in &results {
+    for (release, (read, written, json_written, stored)) in &results {
         assert!(
-            *read == *stored && *written == *stored,
-            "{release}: of {stored}, {read} read and {written} written as 1.37 does"
+            *read == *stored && *written == *stored && *json_written == *stored,
+            "{release}: of {stored}, {read} read, {written} written as protobuf and \
+             {json_written} as JSON as 1.37 does"
         );
     }
 }

@@ -99,6 +99,9 @@ fn field_to_json(field: &FieldDescriptor, value: &Value) -> Result<Option<Json>>
             items.iter().map(value_to_json).collect::<Result<_>>()?,
         )),
         Value::Map(entries) => {
+            // Go writes map keys sorted.
+            let mut entries: Vec<_> = entries.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
             let mut object = Map::new();
             for (key, value) in entries {
                 object.insert(map_key(key), value_to_json(value)?);
