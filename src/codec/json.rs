@@ -80,7 +80,14 @@ pub fn decode(data: &[u8], resource_version: i64) -> Result<Vec<u8>, CodecError>
         }
     };
     match edit {
-        Some(edit) => Ok(edit.apply(data, resource_version)),
+        Some(edit) => {
+            let mut object = edit.apply(data, resource_version);
+            // Go's encoder ends what it stores with a newline; the object
+            // does not include it.
+            let end = object.trim_ascii_end().len();
+            object.truncate(end);
+            Ok(object)
+        }
         None => stamp(parse(data)?, resource_version),
     }
 }
