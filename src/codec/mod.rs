@@ -5,6 +5,7 @@ mod envelope;
 mod json;
 mod kubejson;
 mod protobuf;
+pub mod quantity;
 mod schema;
 mod time;
 pub mod versioner;
