@@ -47,9 +47,9 @@ fn header(dir: &Path) {
         .write_to_file(dir.join("include/apiserver_storage.h"));
 }
 
-/// Compiles every file under `proto/` into `$OUT_DIR/kubernetes.pb`, and lists
-/// in `$OUT_DIR/optional-fields.txt` the full names of the fields documented
-/// `+optional` (Go's `omitempty`), which only the comments record.
+/// Compiles every file under `proto/` into `$OUT_DIR/kubernetes.pb`, and
+/// joins the `fields.tsv` beside them into `$OUT_DIR/fields.tsv`, each message
+/// named by its full protobuf name.
 fn descriptors(dir: &Path) {
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-env-changed=PROTOC");
@@ -58,12 +58,11 @@ fn descriptors(dir: &Path) {
     collect_protos(&root, &root, &mut files);
     files.sort();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
-    let commented = out_dir.join("kubernetes-commented.pb");
+    let descriptor_set = out_dir.join("kubernetes.pb");
     let protoc = std::env::var("PROTOC").unwrap_or_else(|_| "protoc".into());
     let output = Command::new(&protoc)
-        .arg("--include_source_info")
         .arg(format!("--proto_path={}", root.display()))
-        .arg(format!("--descriptor_set_out={}", commented.display()))
+        .arg(format!("--descriptor_set_out={}", descriptor_set.display()))
         .args(&files)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {protoc} (install protobuf-compiler): {e}"));
@@ -73,28 +72,19 @@ fn descriptors(dir: &Path) {
         "protoc failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let bytes = std::fs::read(&commented).expect("protoc wrote the descriptor set");
-    let mut set = FileDescriptorSet::decode(bytes.as_slice()).expect("protoc writes valid sets");
-    let mut optional = String::new();
-    for file in &mut set.file {
-        let Some(info) = file.source_code_info.take() else {
+    let bytes = std::fs::read(&descriptor_set).expect("protoc wrote the descriptor set");
+    let set = FileDescriptorSet::decode(bytes.as_slice()).expect("protoc writes valid sets");
+    let mut fields = String::new();
+    for file in &set.file {
+        let tsv = root.join(file.name()).with_file_name("fields.tsv");
+        let Ok(table) = std::fs::read_to_string(&tsv) else {
             continue;
         };
-        for location in &info.location {
-            // [4, message, 2, field]: a field of a top-level message.
-            let [4, message, 2, field] = location.path[..] else {
-                continue;
-            };
-            if location.leading_comments().contains("+optional") {
-                let message = &file.message_type[message as usize];
-                let field = &message.field[field as usize];
-                optional += &format!("{}.{}.{}\n", file.package(), message.name(), field.name());
-            }
+        for line in table.lines() {
+            fields += &format!("{}.{line}\n", file.package());
         }
     }
-    std::fs::write(out_dir.join("kubernetes.pb"), set.encode_to_vec())
-        .expect("OUT_DIR is writable");
-    std::fs::write(out_dir.join("optional-fields.txt"), optional).expect("OUT_DIR is writable");
+    std::fs::write(out_dir.join("fields.tsv"), fields).expect("OUT_DIR is writable");
 }
 
 fn collect_protos(root: &Path, dir: &Path, files: &mut Vec<String>) {

@@ -6,6 +6,10 @@
 #
 #   scripts/refresh-schema.sh v0.37.2
 #
+# Beside each generated.proto goes a fields.tsv (scripts/fields): what the Go
+# struct of each message says about its fields (JSON names, omitempty, inline,
+# pointers, byte slices), which decides what Go's marshallers write.
+#
 # Packages lose their `k8s.io.` prefix (`k8s.io.api.core.v1` is `api.core.v1`),
 # which leaves the wire format unchanged. Groups whose objects are never
 # stored are left out.
@@ -20,6 +24,7 @@ module_dir() {
   (cd "$work" && go mod download -json "$1@$version") | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
 }
 (cd "$work" && go mod init schema-refresh >/dev/null 2>&1)
+(cd scripts/fields && go build -o "$work/fields" .)
 api=$(module_dir k8s.io/api)
 machinery=$(module_dir k8s.io/apimachinery)
 aggregator=$(module_dir k8s.io/kube-aggregator)
@@ -42,6 +47,7 @@ copy_tree() { # SOURCE_MODULE DESTINATION [FILTER]
     if grep -Eq "$never_stored" <<<"$f"; then continue; fi
     mkdir -p "$2/$(dirname "$f")"
     rename "$1/$f" "$2/$f"
+    "$work/fields" "$1/$(dirname "$f")" > "$2/$(dirname "$f")/fields.tsv"
   done
 }
 
@@ -62,22 +68,42 @@ with their packages renamed (\`k8s.io.api.core.v1\` is \`api.core.v1\`), which
 leaves the wire format unchanged. \`build.rs\` compiles them into the
 descriptor set the protobuf codec decodes and encodes with.
 
+Beside each \`generated.proto\`, \`fields.tsv\` (written by \`scripts/fields\`
+from the Go structs of the same package) gives, per message and in Go struct
+order, each protobuf field's number, JSON name and Go traits (\`omitempty\`,
+\`inline\`, \`pointer\`, \`bytes\`): what decides which fields Go's marshallers
+write and how its JSON names them.
+
 Not included: groups that are never stored (\`admission\`, \`authentication\`,
 \`authorization\`, \`imagepolicy\`, \`apidiscovery\`), \`apiextensions.k8s.io\`
 (CustomResourceDefinition) and the metrics APIs.
 EOF
-# Versions a release dropped may still be stored by the older clusters this
-# library reads: keep their files.
-kept=$( (cd proto && find api -name generated.proto | sort) | while read -r f; do
-  if [ ! -e "$new/$f" ]; then
-    mkdir -p "$new/$(dirname "$f")"
-    cp "proto/$f" "$new/$f"
-    echo "$(dirname "${f#api/}")"
-  fi
-done)
-if [ -n "$kept" ]; then
+# Versions later releases dropped, in which older clusters may still store
+# objects: each from the last module release that carries it. (Kinds dropped
+# from a version the release still carries, such as resource.k8s.io/v1alpha3's
+# claims, stay unsupported: kube-apiserver cannot decode them either.)
+kept_versions=(
+  autoscaling/v2beta1@v0.35.0
+  autoscaling/v2beta2@v0.35.0
+  scheduling/v1alpha1@v0.35.0
+  networking/v1alpha1@v0.33.0
+  scheduling/v1alpha2@v0.36.0
+)
+kept=()
+for entry in "${kept_versions[@]}"; do
+  package=${entry%@*}
+  [ -e "$new/api/$package/generated.proto" ] && continue
+  old=$(version=${entry#*@} module_dir k8s.io/api)
+  [ -f "$old/$package/generated.proto" ] || { echo "k8s.io/api@${entry#*@} has no $package" >&2; exit 1; }
+  mkdir -p "$new/api/$package"
+  rename "$old/$package/generated.proto" "$new/api/$package/generated.proto"
+  "$work/fields" "$old/$package" > "$new/api/$package/fields.tsv"
+  kept+=("$package (${entry#*@})")
+done
+if [ ${#kept[@]} -gt 0 ]; then
+  list=$(printf '%s, ' "${kept[@]}")
   printf '\nKept from earlier releases, which %s no longer carries (older clusters\nmay still store objects in them): %s.\n' \
-    "$version" "$(echo $kept | sed 's/ /, /g')" >> "$new/README.md"
+    "$version" "${list%, }" >> "$new/README.md"
 fi
 rm -rf proto
 cp -r "$new" proto

@@ -1,13 +1,10 @@
 //! Typed protobuf messages to and from the JSON kube-apiserver serves, by the
-//! rules Go's `encoding/json` applies to the API types:
-//! - field names as in the API; int64 as numbers; bytes as base64;
-//! - empty lists and maps are left out (`omitempty`, which nearly all have);
-//! - a scalar is written when present, except the zero of an `omitempty`
-//!   one (documented `+optional`) that is not a Go pointer: Go writes every
-//!   plain scalar on the wire, pointers only when set;
-//! - a message field is written when present: Go marshals struct-typed
-//!   fields always, so they are on the wire even when empty (`"status": {}`),
-//!   pointer fields only when set;
+//! rules Go's `encoding/json` applies to the Go struct each message decodes
+//! to (names, `omitempty` and pointers from the schema's `fields.tsv`):
+//! - field names from the JSON tags; int64 as numbers; bytes as base64;
+//! - a field the wire lacks is Go's zero value: `null` for nil pointers,
+//!   slices and maps, `0`, `""`, `false` or `{}` otherwise;
+//! - `omitempty` leaves out nil, empty and zero values, but never a struct;
 //! - the types with their own `MarshalJSON` ([`Special`]).
 
 use std::collections::HashSet;
@@ -43,7 +40,7 @@ fn collect_unknown(message: &DynamicMessage, path: &str, found: &mut Vec<String>
     for (field, value) in message.fields() {
         let name = schema::json_name(&field);
         let at = if path.is_empty() {
-            name.into_owned()
+            name.to_owned()
         } else {
             format!("{path}.{name}")
         };
@@ -68,18 +65,26 @@ fn collect_unknown(message: &DynamicMessage, path: &str, found: &mut Vec<String>
     }
 }
 
-/// The JSON object of a decoded message.
+/// The JSON object of a decoded message, as Go marshals the struct it
+/// decodes to: an absent field is the zero value, so a plain (non-pointer,
+/// non-`omitempty`) field is written even when the wire lacks it.
 pub fn to_json(message: &DynamicMessage) -> Result<Map<String, Json>> {
     let mut object = Map::new();
-    // Only the fields that are present: Go leaves out every absent one.
-    for (field, value) in message.fields() {
-        match value {
-            Value::Message(inner) if schema::is_inline(&field) => object.extend(to_json(inner)?),
-            _ => {
-                if let Some(json) = field_to_json(&field, value)? {
-                    object.insert(schema::json_name(&field).into_owned(), json);
-                }
+    for field in schema::go_order(&message.descriptor()) {
+        let present = message.has_field(&field);
+        if schema::is_inline(&field) {
+            if let Value::Message(inner) = message.get_field(&field).as_ref() {
+                object.extend(to_json(inner)?);
             }
+            continue;
+        }
+        let json = if present {
+            field_to_json(&field, &message.get_field(&field))?
+        } else {
+            absent_to_json(&field)?
+        };
+        if let Some(json) = json {
+            object.insert(schema::json_name(&field).to_owned(), json);
         }
     }
     Ok(object)
@@ -88,13 +93,15 @@ pub fn to_json(message: &DynamicMessage) -> Result<Map<String, Json>> {
 /// A present field's JSON value, or `None` when Go leaves it out.
 fn field_to_json(field: &FieldDescriptor, value: &Value) -> Result<Option<Json>> {
     Ok(match value {
-        // Nearly all list and map fields are omitempty, `+optional` or not.
-        Value::List(items) if items.is_empty() => None,
-        Value::Map(entries) if entries.is_empty() => None,
+        Value::List(items) if items.is_empty() => absent_to_json(field)?,
+        Value::Map(entries) if entries.is_empty() => absent_to_json(field)?,
         Value::List(items) => Some(Json::Array(
             items.iter().map(value_to_json).collect::<Result<_>>()?,
         )),
         Value::Map(entries) => {
+            // Go writes map keys sorted.
+            let mut entries: Vec<_> = entries.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
             let mut object = Map::new();
             for (key, value) in entries {
                 object.insert(map_key(key), value_to_json(value)?);
@@ -105,6 +112,24 @@ fn field_to_json(field: &FieldDescriptor, value: &Value) -> Result<Option<Json>>
             None
         }
         value => Some(value_to_json(value)?),
+    })
+}
+
+/// The JSON of a field the wire does not carry: Go's zero value of it (nil
+/// for pointers, slices, maps and byte slices), or `None` when `omitempty`
+/// leaves it out.
+fn absent_to_json(field: &FieldDescriptor) -> Result<Option<Json>> {
+    let nil = schema::is_pointer(field)
+        || schema::is_byte_slice(field)
+        || field.is_list()
+        || field.is_map();
+    Ok(match field.kind() {
+        _ if nil && schema::is_optional(field) => None,
+        _ if nil => Some(Json::Null),
+        // omitempty never leaves out a struct.
+        Kind::Message(m) => Some(value_to_json(&Value::Message(DynamicMessage::new(m)))?),
+        _ if schema::is_optional(field) => None,
+        kind => Some(value_to_json(&Value::default_value(&kind))?),
     })
 }
 
@@ -257,7 +282,7 @@ fn fill<'a>(
             }
             continue;
         }
-        let Some((name, json)) = object.get_key_value(schema::json_name(&field).as_ref()) else {
+        let Some((name, json)) = object.get_key_value(schema::json_name(&field)) else {
             continue;
         };
         used.insert(name);
@@ -305,11 +330,9 @@ fn field_from_json(field: &FieldDescriptor, json: &Json) -> Result<Option<Value>
         };
         Ok(Some(Value::List(items)))
     } else {
-        // Go writes a null Time, its zero, as an empty message; other nulls
-        // leave the field unset.
-        let time = matches!(&kind, Kind::Message(m)
-            if matches!(schema::special(m), Some(Special::Time | Special::MicroTime)));
-        if json.is_null() && !time {
+        // A null leaves Go's field as it was: nil, or the zero the encoder
+        // writes for a plain field.
+        if json.is_null() {
             return Ok(None);
         }
         value_from_json(&kind, json).map(Some)

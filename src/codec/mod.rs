@@ -2,8 +2,10 @@
 //! object a caller sees, stamped with its resourceVersion, and back.
 
 mod envelope;
+mod gojson;
 mod json;
 mod kubejson;
+mod marshal;
 mod protobuf;
 pub mod quantity;
 mod schema;
@@ -68,12 +70,12 @@ impl Codec {
         }
     }
 
-    /// Encodes a caller's JSON object into the bytes to store: `json` checks it
-    /// is an object and keeps it as given, `raw` keeps anything, `protobuf`
-    /// writes kube-apiserver's protobuf form.
+    /// Encodes a caller's JSON object into the bytes kube-apiserver stores for
+    /// it: `json` its JSON serializer's output, `protobuf` its protobuf form;
+    /// `raw` keeps anything.
     pub fn encode(&self, object: &[u8]) -> Result<Vec<u8>, CodecError> {
         match self.0 {
-            CodecKind::Json => json::parse(object).map(|_| object.to_vec()),
+            CodecKind::Json => gojson::encode(object),
             CodecKind::Raw => Ok(object.to_vec()),
             CodecKind::Protobuf => protobuf::encode(object),
         }
@@ -144,9 +146,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_and_raw_encode_as_given() {
-        let object = br#"{"kind":"ConfigMap", "data":{}}"#;
-        assert_eq!(Codec::new(CodecKind::Json).encode(object).unwrap(), object);
+    fn json_encodes_as_go_and_raw_as_given() {
+        let object = br#"{"kind":"Widget", "data":{}}"#;
+        assert_eq!(
+            Codec::new(CodecKind::Json).encode(object).unwrap(),
+            b"{\"data\":{},\"kind\":\"Widget\"}\n"
+        );
         assert!(matches!(
             Codec::new(CodecKind::Json).encode(b"[1]"),
             Err(CodecError::Corrupt(_))

@@ -1,9 +1,10 @@
 //! The Kubernetes API schema: the descriptors compiled from `proto/`, which
 //! message an `apiVersion`/`kind` names, and what the `.proto` files cannot
-//! say about the Go types behind them (JSON names, `omitempty`, pointers).
+//! say about the Go types behind them (JSON names, `omitempty`, pointers,
+//! struct order), from the `fields.tsv` that `scripts/refresh-schema.sh`
+//! derives from the Go structs.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use once_cell::sync::Lazy;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
@@ -41,167 +42,6 @@ const GROUPS: &[(&str, &str)] = &[
     ("storagemigration.k8s.io", "api.storagemigration"),
 ];
 
-/// Scalar fields that are Go pointers (`*int32`, `*bool`, ...): a zero value
-/// that is present is an explicit choice (`replicas: 0`) and is kept, where
-/// `omitempty` drops the zero of a plain field. The `.proto` files do not
-/// record pointers; these are the ones of the stored types whose zero differs
-/// from leaving them unset. Keyed by message name and field, in every version.
-const POINTERS: &[&str] = &[
-    // apps
-    "DeploymentSpec.replicas",
-    "DeploymentSpec.revisionHistoryLimit",
-    "DeploymentSpec.progressDeadlineSeconds",
-    "DeploymentStatus.collisionCount",
-    "ReplicaSetSpec.replicas",
-    "StatefulSetSpec.replicas",
-    "StatefulSetSpec.revisionHistoryLimit",
-    "StatefulSetStatus.collisionCount",
-    "RollingUpdateStatefulSetStrategy.partition",
-    "DaemonSetSpec.revisionHistoryLimit",
-    "DaemonSetStatus.collisionCount",
-    // batch
-    "JobSpec.parallelism",
-    "JobSpec.completions",
-    "JobSpec.activeDeadlineSeconds",
-    "JobSpec.backoffLimit",
-    "JobSpec.backoffLimitPerIndex",
-    "JobSpec.maxFailedIndexes",
-    "JobSpec.manualSelector",
-    "JobSpec.ttlSecondsAfterFinished",
-    "JobSpec.suspend",
-    "JobStatus.ready",
-    "JobStatus.terminating",
-    "CronJobSpec.startingDeadlineSeconds",
-    "CronJobSpec.suspend",
-    "CronJobSpec.successfulJobsHistoryLimit",
-    "CronJobSpec.failedJobsHistoryLimit",
-    // autoscaling
-    "HorizontalPodAutoscalerSpec.minReplicas",
-    "HorizontalPodAutoscalerSpec.targetCPUUtilizationPercentage",
-    "HorizontalPodAutoscalerStatus.currentCPUUtilizationPercentage",
-    "MetricTarget.averageUtilization",
-    "MetricValueStatus.averageUtilization",
-    "HPAScalingRules.stabilizationWindowSeconds",
-    "HorizontalPodAutoscalerStatus.observedGeneration",
-    // core
-    "ObjectMeta.deletionGracePeriodSeconds",
-    "OwnerReference.controller",
-    "OwnerReference.blockOwnerDeletion",
-    "ConfigMap.immutable",
-    "Secret.immutable",
-    "ReplicationControllerSpec.replicas",
-    "PodSpec.terminationGracePeriodSeconds",
-    "PodSpec.activeDeadlineSeconds",
-    "PodSpec.automountServiceAccountToken",
-    "PodSpec.shareProcessNamespace",
-    "PodSpec.priority",
-    "PodSpec.enableServiceLinks",
-    "PodSpec.setHostnameAsFQDN",
-    "PodSpec.hostUsers",
-    "PodSecurityContext.runAsUser",
-    "PodSecurityContext.runAsGroup",
-    "PodSecurityContext.runAsNonRoot",
-    "PodSecurityContext.fsGroup",
-    "SecurityContext.privileged",
-    "SecurityContext.runAsUser",
-    "SecurityContext.runAsGroup",
-    "SecurityContext.runAsNonRoot",
-    "SecurityContext.readOnlyRootFilesystem",
-    "SecurityContext.allowPrivilegeEscalation",
-    "Probe.terminationGracePeriodSeconds",
-    "ContainerStatus.started",
-    "Toleration.tolerationSeconds",
-    "ServiceAccount.automountServiceAccountToken",
-    "ServiceSpec.allocateLoadBalancerNodePorts",
-    "ClientIPConfig.timeoutSeconds",
-    "SecretVolumeSource.defaultMode",
-    "SecretVolumeSource.optional",
-    "ConfigMapVolumeSource.defaultMode",
-    "ConfigMapVolumeSource.optional",
-    "ProjectedVolumeSource.defaultMode",
-    "DownwardAPIVolumeSource.defaultMode",
-    "DownwardAPIVolumeFile.mode",
-    "KeyToPath.mode",
-    "ConfigMapKeySelector.optional",
-    "SecretKeySelector.optional",
-    "ConfigMapEnvSource.optional",
-    "SecretEnvSource.optional",
-    "ConfigMapProjection.optional",
-    "SecretProjection.optional",
-    "ServiceAccountTokenProjection.expirationSeconds",
-    // admissionregistration, certificates, coordination, discovery,
-    // flowcontrol, networking, storage
-    "ValidatingWebhook.timeoutSeconds",
-    "MutatingWebhook.timeoutSeconds",
-    "CertificateSigningRequestSpec.expirationSeconds",
-    "LeaseSpec.leaseDurationSeconds",
-    "LeaseSpec.leaseTransitions",
-    "EndpointConditions.ready",
-    "EndpointConditions.serving",
-    "EndpointConditions.terminating",
-    "EndpointPort.port",
-    "LimitedPriorityLevelConfiguration.nominalConcurrencyShares",
-    "LimitedPriorityLevelConfiguration.lendablePercent",
-    "LimitedPriorityLevelConfiguration.borrowingLimitPercent",
-    "NetworkPolicyPort.endPort",
-    "StorageClass.allowVolumeExpansion",
-    "CSIDriverSpec.attachRequired",
-    "CSIDriverSpec.podInfoOnMount",
-    "CSIDriverSpec.storageCapacity",
-    "CSIDriverSpec.requiresRepublish",
-    "CSIDriverSpec.seLinuxMount",
-    "VolumeNodeResources.count",
-];
-
-/// `omitempty` fields that the `.proto` files do not document `+optional`.
-/// Keyed as [`POINTERS`].
-const OMITEMPTY: &[&str] = &[
-    "ManagedFieldsEntry.manager",
-    "ManagedFieldsEntry.operation",
-    "ManagedFieldsEntry.apiVersion",
-    "ManagedFieldsEntry.fieldsType",
-    "ManagedFieldsEntry.subresource",
-    "DeploymentCondition.reason",
-    "DeploymentCondition.message",
-    "StatefulSetStatus.readyReplicas",
-    "StatefulSetStatus.currentReplicas",
-    "StatefulSetStatus.updatedReplicas",
-    "StatefulSetStatus.currentRevision",
-    "StatefulSetStatus.updateRevision",
-    "APIServiceSpec.group",
-    "APIServiceSpec.version",
-    "APIServiceSpec.insecureSkipTLSVerify",
-];
-
-/// Embedded Go structs (`json:",inline"`): their fields appear in the
-/// enclosing object. Keyed as [`POINTERS`].
-const INLINE: &[&str] = &[
-    "Volume.volumeSource",
-    "PersistentVolumeSpec.persistentVolumeSource",
-    "Probe.handler",
-    "EphemeralContainer.ephemeralContainerCommon",
-    "ConfigMapEnvSource.localObjectReference",
-    "ConfigMapKeySelector.localObjectReference",
-    "ConfigMapProjection.localObjectReference",
-    "ConfigMapVolumeSource.localObjectReference",
-    "SecretEnvSource.localObjectReference",
-    "SecretKeySelector.localObjectReference",
-    "SecretProjection.localObjectReference",
-    "IngressRule.ingressRuleValue",
-    "NamedRuleWithOperations.ruleWithOperations",
-    "RuleWithOperations.rule",
-    "DeviceAllocationConfiguration.deviceConfiguration",
-    "DeviceClaimConfiguration.deviceConfiguration",
-    "DeviceClassConfiguration.deviceConfiguration",
-];
-
-/// Fields whose proto name is capitalized but whose JSON name is not.
-const CAPITALIZED_JSON: &[&str] = &["DaemonEndpoint.Port"];
-
-/// Fields whose Go name starts with an acronym: the proto name lowers only its
-/// first letter (`APIGroup` is `aPIGroup`), the JSON tag the whole acronym.
-const ACRONYM_JSON: &[(&str, &str)] = &[("IngressClassParametersReference.aPIGroup", "apiGroup")];
-
 const OBJECT_META: &str = "apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// Message types with a JSON form of their own (custom `MarshalJSON` in Go).
@@ -221,14 +61,25 @@ pub enum Special {
     StringList,
 }
 
+/// What a field's Go struct field says about it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Traits {
+    json: String,
+    omitempty: bool,
+    /// Embedded without a JSON name: its fields appear in the enclosing object.
+    inline: bool,
+    /// A pointer: written only when set, where Go writes every plain field.
+    pointer: bool,
+    /// A `[]byte`: written only when not nil.
+    bytes: bool,
+}
+
 struct Schema {
     pool: DescriptorPool,
-    /// Full names of the `omitempty` fields: documented `+optional`, and [`OMITEMPTY`].
-    omitempty: HashSet<String>,
-    /// Full names of the fields in [`POINTERS`].
-    pointers: HashSet<String>,
-    /// Full names of the fields in [`INLINE`].
-    inline: HashSet<String>,
+    /// By the field's full protobuf name.
+    traits: HashMap<String, Traits>,
+    /// By the message's full name: its field numbers in Go struct order.
+    order: HashMap<String, Vec<u32>>,
 }
 
 impl Schema {
@@ -236,34 +87,49 @@ impl Schema {
         let pool =
             DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes.pb"))[..])
                 .expect("build.rs writes a valid descriptor set");
-        let mut omitempty: HashSet<String> =
-            include_str!(concat!(env!("OUT_DIR"), "/optional-fields.txt"))
-                .lines()
-                .map(String::from)
-                .collect();
-        let mut pointers = HashSet::new();
-        let mut inline = HashSet::new();
-        let tables: [(&[&str], &mut HashSet<String>); 3] = [
-            (OMITEMPTY, &mut omitempty),
-            (POINTERS, &mut pointers),
-            (INLINE, &mut inline),
-        ];
-        for (entries, set) in tables {
-            let entries: HashSet<&str> = entries.iter().copied().collect();
-            for message in pool.all_messages() {
-                for field in message.fields() {
-                    if entries.contains(short(&field).as_str()) {
-                        set.insert(field.full_name().to_string());
-                    }
-                }
-            }
+        let table = include_str!(concat!(env!("OUT_DIR"), "/fields.tsv"));
+        Self::with_table(pool, table).expect("proto/*/fields.tsv matches the .proto files")
+    }
+
+    /// Reads `Message<TAB>number<TAB>json<TAB>flags` lines.
+    fn with_table(pool: DescriptorPool, table: &str) -> Result<Schema, String> {
+        let mut traits = HashMap::new();
+        let mut order: HashMap<String, Vec<u32>> = HashMap::new();
+        for line in table.lines() {
+            let [message, number, json, flags] = line.split('\t').collect::<Vec<_>>()[..] else {
+                return Err(format!("malformed line {line:?}"));
+            };
+            let number: u32 = number
+                .parse()
+                .map_err(|_| format!("bad number in {line:?}"))?;
+            let Some(descriptor) = pool.get_message_by_name(message) else {
+                return Err(format!("no message {message}"));
+            };
+            let field = descriptor
+                .get_field(number)
+                .ok_or_else(|| format!("{message} has no field {number}"))?;
+            let flags: Vec<&str> = flags.split(',').collect();
+            traits.insert(
+                field.full_name().to_string(),
+                Traits {
+                    json: json.to_string(),
+                    omitempty: flags.contains(&"omitempty"),
+                    inline: flags.contains(&"inline"),
+                    pointer: flags.contains(&"pointer"),
+                    bytes: flags.contains(&"bytes"),
+                },
+            );
+            order.entry(message.to_string()).or_default().push(number);
         }
-        Schema {
+        Ok(Schema {
             pool,
-            omitempty,
-            pointers,
-            inline,
-        }
+            traits,
+            order,
+        })
+    }
+
+    fn traits(&self, field: &FieldDescriptor) -> Option<&Traits> {
+        self.traits.get(field.full_name())
     }
 }
 
@@ -320,42 +186,45 @@ pub fn special(message: &MessageDescriptor) -> Option<Special> {
     })
 }
 
-/// The field's JSON name: its proto name, which go-to-protobuf takes from the
-/// JSON tag, except for a few capitalized Go names whose tags are lowercase.
-pub fn json_name(field: &FieldDescriptor) -> Cow<'_, str> {
-    let name = field.name();
-    if let Some((_, json)) = ACRONYM_JSON.iter().find(|(f, _)| *f == short(field)) {
-        return Cow::Borrowed(json);
-    }
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first)
-            if first.is_ascii_uppercase() && !CAPITALIZED_JSON.contains(&short(field).as_str()) =>
-        {
-            Cow::Owned(first.to_ascii_lowercase().to_string() + chars.as_str())
-        }
-        _ => Cow::Borrowed(name),
+/// The field's JSON name, from its Go tag (its proto name where Go has none).
+pub fn json_name(field: &FieldDescriptor) -> &str {
+    match SCHEMA.traits(field) {
+        Some(traits) => &traits.json,
+        None => field.name(),
     }
 }
 
-/// Whether the field is `omitempty` in Go: documented `+optional`, or in [`OMITEMPTY`].
+/// Whether the field is `omitempty` in Go.
 pub fn is_optional(field: &FieldDescriptor) -> bool {
-    SCHEMA.omitempty.contains(field.full_name())
+    SCHEMA.traits(field).is_some_and(|t| t.omitempty)
 }
 
-/// Whether the scalar field is a Go pointer, see [`POINTERS`].
+/// Whether the field is a Go pointer.
 pub fn is_pointer(field: &FieldDescriptor) -> bool {
-    SCHEMA.pointers.contains(field.full_name())
+    SCHEMA.traits(field).is_some_and(|t| t.pointer)
 }
 
-/// Whether the message field is an embedded struct, see [`INLINE`].
+/// Whether the field is a Go `[]byte`, which is nil or not.
+pub fn is_byte_slice(field: &FieldDescriptor) -> bool {
+    SCHEMA.traits(field).is_some_and(|t| t.bytes)
+}
+
+/// Whether the message field is an embedded struct whose fields appear in
+/// the enclosing JSON object.
 pub fn is_inline(field: &FieldDescriptor) -> bool {
-    SCHEMA.inline.contains(field.full_name())
+    SCHEMA.traits(field).is_some_and(|t| t.inline)
 }
 
-/// `Message.field`.
-fn short(field: &FieldDescriptor) -> String {
-    format!("{}.{}", field.parent_message().name(), field.name())
+/// The message's fields in Go struct order, which is the order of its JSON;
+/// messages without Go structs (`Timestamp`) in field number order.
+pub fn go_order(message: &MessageDescriptor) -> Vec<FieldDescriptor> {
+    match SCHEMA.order.get(message.full_name()) {
+        Some(numbers) => numbers
+            .iter()
+            .filter_map(|&n| message.get_field(n))
+            .collect(),
+        None => message.fields().collect(),
+    }
 }
 
 #[cfg(test)]
@@ -441,19 +310,69 @@ mod tests {
             "api.core.v1.Container",
             "securityContext"
         )));
-        // Every table entry names a field that exists.
-        let short_names: HashSet<String> = SCHEMA
-            .pool
-            .all_messages()
-            .flat_map(|m| m.fields().map(|f| short(&f)).collect::<Vec<_>>())
-            .collect();
-        for entry in POINTERS
-            .iter()
-            .chain(OMITEMPTY)
-            .chain(INLINE)
-            .chain(CAPITALIZED_JSON)
-        {
-            assert!(short_names.contains(*entry), "{entry}");
+        assert_eq!(
+            json_name(&field(
+                "api.networking.v1.IngressClassParametersReference",
+                "aPIGroup"
+            )),
+            "apiGroup"
+        );
+        assert!(is_byte_slice(&field(
+            "apimachinery.pkg.runtime.RawExtension",
+            "raw"
+        )));
+        assert!(is_pointer(&field(OBJECT_META, "deletionTimestamp")));
+        assert!(!is_pointer(&field(OBJECT_META, "creationTimestamp")));
+        let order: Vec<String> = go_order(
+            &field("apimachinery.pkg.apis.meta.v1.OwnerReference", "uid").parent_message(),
+        )
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+        assert_eq!(
+            order,
+            [
+                "apiVersion",
+                "kind",
+                "name",
+                "uid",
+                "controller",
+                "blockOwnerDeletion"
+            ]
+        );
+    }
+
+    /// Every field of a message with a Go struct has its line, so no field
+    /// falls back to guesses.
+    #[test]
+    fn the_table_covers_every_go_struct() {
+        let mut missing = Vec::new();
+        for message in SCHEMA.pool.all_messages() {
+            if !SCHEMA.order.contains_key(message.full_name()) {
+                continue;
+            }
+            for field in message.fields() {
+                if SCHEMA.traits(&field).is_none() {
+                    missing.push(field.full_name().to_string());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:?}");
+        assert!(SCHEMA.order.len() > 1000, "{}", SCHEMA.order.len());
+    }
+
+    #[test]
+    fn malformed_tables_are_refused() {
+        for (table, error) in [
+            ("api.core.v1.Pod\t1\tmetadata", "malformed"),
+            ("api.core.v1.Pod\tone\tmetadata\t-", "bad number"),
+            ("api.core.v1.Nope\t1\tmetadata\t-", "no message"),
+            ("api.core.v1.Pod\t99\tmetadata\t-", "no field 99"),
+        ] {
+            let Err(e) = Schema::with_table(SCHEMA.pool.clone(), table) else {
+                panic!("{table} accepted");
+            };
+            assert!(e.contains(error), "{e}");
         }
     }
 }

@@ -52,8 +52,8 @@ pub fn check_unset_resource_version(data: &[u8]) -> Result<()> {
 pub fn prepare_for_storage(data: &[u8]) -> Result<Vec<u8>> {
     let mut fields = parse_object(data)?;
     if let Some(m) = metadata(&mut fields)? {
-        m.remove("resourceVersion");
-        m.remove("selfLink");
+        m.shift_remove("resourceVersion");
+        m.shift_remove("selfLink");
     }
     serde_json::to_vec(&fields)
         .map_err(|e| StorageError::internal(format!("unable to encode object: {e}")))

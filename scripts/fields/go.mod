@@ -1,0 +1,3 @@
+module apiserver-storage/fields
+
+go 1.26.0
