@@ -16,7 +16,7 @@ use prost_reflect::{
 use serde_json::{Map, Number, Value as Json};
 
 use super::schema::{self, Special};
-use super::{time, CodecError};
+use super::{quantity, time, CodecError};
 
 type Result<T> = std::result::Result<T, CodecError>;
 
@@ -207,10 +207,10 @@ fn special_to_json(special: Special, m: &DynamicMessage) -> Result<Json> {
                 .ok_or_else(|| corrupt(format!("MicroTime nanos {} out of range", int("nanos"))))?;
             timestamp(int("seconds"), Some(micros))?
         }
-        Special::Quantity => match text("string") {
-            s if s.is_empty() => Json::String("0".into()),
-            s => Json::String(s),
-        },
+        // Go parses the stored string (an unset one is zero) and serves
+        // what that parse prints.
+        Special::Quantity if !is_set("string") => Json::String("0".into()),
+        Special::Quantity => Json::String(quantity::canonical(&text("string"))?),
         Special::IntOrString => match int("type") {
             0 => Json::from(int("intVal")),
             1 => Json::String(text("strVal")),
@@ -398,7 +398,11 @@ fn special_from_json(
 ) -> Result<DynamicMessage> {
     let mut message = DynamicMessage::new(m.clone());
     if json.is_null() {
-        // Each type's zero value, as Go's UnmarshalJSON leaves it for null.
+        // Each type's zero value, as Go's UnmarshalJSON leaves it for null;
+        // Go's protobuf writes a zero Quantity as "0".
+        if special == Special::Quantity {
+            message.set_field_by_name("string", Value::String("0".into()));
+        }
         return Ok(message);
     }
     let mut set = |name: &str, value: Value| message.set_field_by_name(name, value);
@@ -414,9 +418,16 @@ fn special_from_json(
             }
         }
         Special::Quantity => {
+            // Go parses a number's JSON text or a string's contents trimmed
+            // of white space, and stores what the parse prints. Contents are
+            // not unescaped: a string holding a character JSON must escape
+            // came with a backslash, which no quantity has.
             let text = match json {
-                Json::String(s) if !s.is_empty() => s.clone(),
-                Json::Number(n) => n.to_string(),
+                Json::String(s) if s.contains(|c| c < ' ' || c == '"' || c == '\\') => {
+                    return Err(corrupt("a quantity with an escaped character".into()))
+                }
+                Json::String(s) => quantity::canonical(s.trim())?,
+                Json::Number(n) => quantity::canonical(&n.to_string())?,
                 other => return Err(mismatch("a quantity", other)),
             };
             set("string", Value::String(text));

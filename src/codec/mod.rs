@@ -7,6 +7,7 @@ mod json;
 mod kubejson;
 mod marshal;
 mod protobuf;
+pub mod quantity;
 mod schema;
 mod time;
 pub mod versioner;

@@ -426,6 +426,53 @@ mod tests {
     }
 
     #[test]
+    fn quantities_as_go_reads_and_writes_them() {
+        let field =
+            |number: u8, bytes: &[u8]| [&[number << 3 | 2, bytes.len() as u8], bytes].concat();
+        let quota = |entry: Vec<u8>| {
+            let spec = field(1, &entry);
+            envelope::seal("v1", "ResourceQuota", field(2, &spec))
+        };
+        let stored =
+            |quantity: &[u8]| quota([field(1, b"cpu"), field(2, &field(1, quantity))].concat());
+        let served =
+            |stored: &[u8]| decode_value(stored, 1).map(|o| o["spec"]["hard"]["cpu"].clone());
+        // Go parses the stored string and serves what that prints.
+        assert_eq!(served(&stored(b"1000m")), Ok(json!("1")));
+        assert_eq!(served(&stored(b"+1")), Ok(json!("+1")));
+        // An empty Quantity, or none in the entry, is zero.
+        assert_eq!(
+            served(&quota([field(1, b"cpu"), field(2, b"")].concat())),
+            Ok(json!("0"))
+        );
+        assert_eq!(served(&quota(field(1, b"cpu"))), Ok(json!("0")));
+        for bad in [&b""[..], b"1Kb", b" 1"] {
+            assert!(
+                matches!(served(&stored(bad)), Err(CodecError::Corrupt(_))),
+                "{bad:?}"
+            );
+        }
+
+        let hard = |hard: Value| {
+            let quota =
+                json!({"apiVersion": "v1", "kind": "ResourceQuota", "spec": {"hard": hard}});
+            encode(&serde_json::to_vec(&quota).unwrap())
+                .and_then(|stored| decode_value(&stored, 1))
+                .map(|o| o["spec"]["hard"].clone())
+        };
+        assert_eq!(
+            hard(json!({"cpu": "1000m", "memory": " 1024Mi ", "pods": 10, "gpu": null, "x": "+1"})),
+            Ok(json!({"cpu": "1", "memory": "1Gi", "pods": "10", "gpu": "0", "x": "+1"}))
+        );
+        for bad in [json!("1Kb"), json!(""), json!("\t1"), json!(true)] {
+            match hard(json!({ "cpu": bad })) {
+                Err(CodecError::Corrupt(m)) => assert!(m.contains("hard"), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn json_values_take_the_json_path() {
         let object =
             br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}"#;
