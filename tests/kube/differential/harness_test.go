@@ -10,8 +10,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -345,7 +347,7 @@ var knownDifferences = map[string]struct{ goClass, libClass, reason string }{
 	"GuaranteedUpdate of a corrupt value": {"Internal", "CorruptObj",
 		"Kubernetes' store reads the value for an update without its corrupt-object handling, so the failure to decrypt or decode is a plain error (a 500 InternalError); the library reports CORRUPT_OBJ naming the key, as its Get and List do and as Kubernetes' Get does"},
 	"Delete of a corrupt value": {"Internal", "CorruptObj",
-		"the same for Delete (kube-apiserver deletes such objects only through its unsafe-deletion path, which the library does not have)"},
+		"as for GuaranteedUpdate, Kubernetes' store fails with a plain error (500) and removes such objects only through its unsafe-deletion option, which the library does not have; the library reports CORRUPT_OBJ naming the key"},
 }
 
 // sameClass asserts that both sides failed (or not) alike, and that the
@@ -367,7 +369,8 @@ func sameClass(t *testing.T, scenario, want string, goErr, libErr error) {
 
 func printKnownDifferences() {
 	fmt.Println("known differences (asserted):")
-	for scenario, d := range knownDifferences {
+	for _, scenario := range slices.Sorted(maps.Keys(knownDifferences)) {
+		d := knownDifferences[scenario]
 		fmt.Printf("- %s: Kubernetes %s, library %s: %s\n", scenario, d.goClass, d.libClass, d.reason)
 	}
 }
