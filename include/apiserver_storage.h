@@ -513,7 +513,8 @@ storage_code storage_create_object(const struct storage *s,
 
 /**
  * Go's `Delete`: deletes `key` and writes the deleted object to `*out_object`
- * (when not NULL). With `preconditions` (NULL for none), the current object is
+ * (when not NULL; etcd3: its last state stamped with the deletion's revision,
+ * as Go). With `preconditions` (NULL for none), the current object is
  * checked first and deleted only if unchanged since, retrying on a concurrent
  * change. A missing key is `STORAGE_ERR_KEY_NOT_FOUND`.
  */
@@ -550,9 +551,11 @@ storage_code storage_guaranteed_update(const struct storage *s,
 /**
  * Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
  * order, as one JSON object:
- * `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
+ * `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"...","remainingItemCount":M}}`.
  * `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
- * back as `continue_token` for the next page (Kubernetes' token format).
+ * back as `continue_token` for the next page (Kubernetes' token format);
+ * `remainingItemCount` is, as Go's, etcd's count of the keys from the page's
+ * start less `limit`, present only with a continue token.
  * The etcd2 backend does not page: it ignores `limit`, returns every object
  * with no `continue`, and refuses a `continue_token` (`STORAGE_ERR_UNSUPPORTED`).
  * `resource_version` as in Kubernetes (NULL/`""`: latest). A compacted revision

@@ -41,7 +41,7 @@ if [ ! -x "$etcd36/etcd" ] || [ ! -x "$etcd36/etcdctl" ]; then
 fi
 # The Go suites that run Kubernetes' own storage code (tests/kube): the
 # modules tests/kube/go.mod pins, into the module cache.
-if ! (cd tests/kube && GOFLAGS=-mod=mod GOPROXY=off go list -deps ./... >/dev/null 2>&1); then
+if ! (cd tests/kube && GOFLAGS=-mod=mod GOPROXY=off go list -deps -test ./... >/dev/null 2>&1); then
   echo "downloading the modules of tests/kube/go.mod"
   (cd tests/kube && go mod download)
 fi

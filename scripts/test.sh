@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: unit and property tests, etcd-backed integration tests, the C
+# Every test: unit and property tests, etcd-backed integration tests (among
+# them tests/differential.rs, against k8s.io/apiserver's own store), the C
 # tests under valgrind and again under AddressSanitizer, the examples (C,
 # C++, Go, Python), the check that the committed header is what cbindgen
 # generates, and the etcd3 suites again against etcd 3.6.

@@ -261,6 +261,8 @@ pub struct ListResult {
     pub resource_version: i64,
     /// Non-empty when more items remain: pass it back to continue.
     pub continue_token: String,
+    /// Go's `remainingItemCount`: with a continue token, how many items follow.
+    pub remaining_item_count: Option<i64>,
 }
 
 /// The `tryUpdate` of `GuaranteedUpdate`: given the current object (decoded, with
@@ -285,7 +287,8 @@ pub trait Interface: Send + Sync {
     /// lease. Returns the stored object with its new resourceVersion.
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object>;
 
-    /// Deletes `key`, returning the deleted object.
+    /// Deletes `key`, returning the deleted object (etcd3: stamped with the
+    /// deletion's revision, as Go).
     async fn delete(&self, key: &str, preconditions: Option<&Preconditions>) -> Result<Object>;
 
     /// The compare-and-swap loop of Go's `GuaranteedUpdate`; returns the stored object.

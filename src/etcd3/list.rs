@@ -70,6 +70,8 @@ pub(super) async fn list(
     let mut items = Vec::new();
     let mut last_key: Option<String> = None;
     let mut has_more;
+    // etcd's count of the keys left in the last range read, as Go's `count`.
+    let mut count;
     loop {
         let resp = match store.range(&key, options.clone()).await {
             Ok(resp) => resp,
@@ -83,6 +85,7 @@ pub(super) async fn list(
             Err(e) => return Err(e),
         };
         has_more = resp.more();
+        count = resp.count();
         if resp.kvs().is_empty() && has_more {
             return Err(StorageError::internal(
                 "no results were found, but etcd indicated there were more values remaining",
@@ -109,15 +112,18 @@ pub(super) async fn list(
         options = options.with_revision(returned_rv);
         key = format!("{}\0", last_key.as_deref().unwrap_or(key_prefix));
     }
-    let continue_token = match (has_more, last_key) {
-        (true, Some(last)) => {
-            continue_token::encode(&format!("{last}\0"), key_prefix, returned_rv)?
-        }
-        _ => String::new(),
+    let (continue_token, remaining_item_count) = match (has_more, last_key) {
+        (true, Some(last)) => (
+            continue_token::encode(&format!("{last}\0"), key_prefix, returned_rv)?,
+            // Go's PrepareContinueToken: the count less the page size.
+            Some(count - opts.limit),
+        ),
+        _ => (String::new(), None),
     };
     Ok(ListResult {
         items,
         resource_version: returned_rv,
         continue_token,
+        remaining_item_count,
     })
 }

@@ -92,7 +92,8 @@ pub extern "C" fn storage_create_object(
 }
 
 /// Go's `Delete`: deletes `key` and writes the deleted object to `*out_object`
-/// (when not NULL). With `preconditions` (NULL for none), the current object is
+/// (when not NULL; etcd3: its last state stamped with the deletion's revision,
+/// as Go). With `preconditions` (NULL for none), the current object is
 /// checked first and deleted only if unchanged since, retrying on a concurrent
 /// change. A missing key is `STORAGE_ERR_KEY_NOT_FOUND`.
 #[no_mangle]
@@ -226,9 +227,11 @@ pub extern "C" fn storage_guaranteed_update(
 
 /// Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
 /// order, as one JSON object:
-/// `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
+/// `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"...","remainingItemCount":M}}`.
 /// `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
-/// back as `continue_token` for the next page (Kubernetes' token format).
+/// back as `continue_token` for the next page (Kubernetes' token format);
+/// `remainingItemCount` is, as Go's, etcd's count of the keys from the page's
+/// start less `limit`, present only with a continue token.
 /// The etcd2 backend does not page: it ignores `limit`, returns every object
 /// with no `continue`, and refuses a `continue_token` (`STORAGE_ERR_UNSUPPORTED`).
 /// `resource_version` as in Kubernetes (NULL/`""`: latest). A compacted revision
@@ -260,6 +263,7 @@ pub extern "C" fn storage_list(
             &items,
             list.resource_version,
             &list.continue_token,
+            list.remaining_item_count,
         ));
         Ok(())
     })
