@@ -513,7 +513,9 @@ storage_code storage_create_object(const struct storage *s,
 
 /**
  * Go's `Delete`: deletes `key` and writes the deleted object to `*out_object`
- * (when not NULL). With `preconditions` (NULL for none), the current object is
+ * (when not NULL), stamped with the deletion's revision as today's Kubernetes
+ * does (etcd2: with its last modification's index, as Kubernetes' etcd2
+ * helper). With `preconditions` (NULL for none), the current object is
  * checked first and deleted only if unchanged since, retrying on a concurrent
  * change. A missing key is `STORAGE_ERR_KEY_NOT_FOUND`.
  */
@@ -550,7 +552,8 @@ storage_code storage_guaranteed_update(const struct storage *s,
 /**
  * Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
  * order, as one JSON object:
- * `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"..."}}`.
+ * `{"apiVersion":"v1","items":[...],"kind":"List","metadata":{"resourceVersion":"N","continue":"...","remainingItemCount":M}}`
+ * (`continue` and `remainingItemCount`, the number of items after this page, only when there is a next page).
  * `limit` > 0 pages (when the config's `paging` is on): pass `metadata.continue`
  * back as `continue_token` for the next page (Kubernetes' token format).
  * The etcd2 backend does not page: it ignores `limit`, returns every object

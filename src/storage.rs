@@ -261,6 +261,9 @@ pub struct ListResult {
     pub resource_version: i64,
     /// Non-empty when more items remain: pass it back to continue.
     pub continue_token: String,
+    /// How many items remain after this page, when there is a next page
+    /// (Kubernetes' `metadata.remainingItemCount`).
+    pub remaining_item_count: Option<i64>,
 }
 
 /// The `tryUpdate` of `GuaranteedUpdate`: given the current object (decoded, with

@@ -60,7 +60,12 @@ pub fn prepare_for_storage(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Go's `UpdateList`: the list object a List returns, its items already decoded.
-pub fn list_object(items: &[Vec<u8>], resource_version: i64, continue_token: &str) -> Vec<u8> {
+pub fn list_object(
+    items: &[Vec<u8>],
+    resource_version: i64,
+    continue_token: &str,
+    remaining_item_count: Option<i64>,
+) -> Vec<u8> {
     let mut metadata = Map::new();
     metadata.insert(
         "resourceVersion".into(),
@@ -68,6 +73,9 @@ pub fn list_object(items: &[Vec<u8>], resource_version: i64, continue_token: &st
     );
     if !continue_token.is_empty() {
         metadata.insert("continue".into(), Value::String(continue_token.into()));
+    }
+    if let Some(n) = remaining_item_count {
+        metadata.insert("remainingItemCount".into(), Value::from(n));
     }
     let metadata = serde_json::to_vec(&metadata).expect("a map of strings encodes");
     let size = items.iter().map(|i| i.len() + 1).sum::<usize>() + metadata.len() + 64;
@@ -216,12 +224,12 @@ mod tests {
     #[test]
     fn list_objects_are_valid_json() {
         let items = vec![br#"{"a":1}"#.to_vec(), br#"{"b":2}"#.to_vec()];
-        let v: Value = serde_json::from_slice(&list_object(&items, 9, "tok")).unwrap();
+        let v: Value = serde_json::from_slice(&list_object(&items, 9, "tok", Some(4))).unwrap();
         assert_eq!(
             v,
-            json!({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"9","continue":"tok"},"items":[{"a":1},{"b":2}]})
+            json!({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"9","continue":"tok","remainingItemCount":4},"items":[{"a":1},{"b":2}]})
         );
-        let v: Value = serde_json::from_slice(&list_object(&[], 3, "")).unwrap();
+        let v: Value = serde_json::from_slice(&list_object(&[], 3, "", None)).unwrap();
         assert_eq!(
             v,
             json!({"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"3"},"items":[]})

@@ -357,6 +357,7 @@ impl Interface for Store {
             items,
             resource_version: index,
             continue_token: String::new(),
+            remaining_item_count: None,
         })
     }
 

@@ -70,6 +70,8 @@ pub(super) async fn list(
     let mut items = Vec::new();
     let mut last_key: Option<String> = None;
     let mut has_more;
+    // etcd's count of the keys from the last range read's start on.
+    let mut remaining;
     loop {
         let resp = match store.range(&key, options.clone()).await {
             Ok(resp) => resp,
@@ -88,11 +90,13 @@ pub(super) async fn list(
                 "no results were found, but etcd indicated there were more values remaining",
             ));
         }
+        remaining = resp.count();
         for kv in resp.kvs() {
             if paging && items.len() as i64 >= opts.limit {
                 has_more = true;
                 break;
             }
+            remaining -= 1;
             let k = String::from_utf8_lossy(kv.key()).into_owned();
             // Today's Kubernetes fails the list rather than hide an object.
             items.push(store.decode(&k, kv.value(), kv.mod_revision())?.object);
@@ -118,6 +122,7 @@ pub(super) async fn list(
     Ok(ListResult {
         items,
         resource_version: returned_rv,
+        remaining_item_count: (!continue_token.is_empty()).then_some(remaining),
         continue_token,
     })
 }

@@ -157,14 +157,14 @@ impl Store {
         &self,
         key: &str,
         rev: i64,
-    ) -> Result<std::result::Result<(), Option<KeyValue>>> {
+    ) -> Result<std::result::Result<i64, Option<KeyValue>>> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
             .and_then([TxnOp::delete(key, None)])
             .or_else([TxnOp::get(key, None)]);
         let resp = self.txn(txn).await?;
         if resp.succeeded() {
-            Ok(Ok(()))
+            Ok(Ok(txn_revision(&resp)))
         } else {
             Ok(Err(first_kv(&resp)))
         }
@@ -267,7 +267,8 @@ impl Interface for Store {
             let state = self.decode(&key, kv.value(), kv.mod_revision())?;
             check_preconditions(&key, preconditions, Some(&state.object))?;
             match self.delete_if_unchanged(&key, kv.mod_revision()).await? {
-                Ok(()) => return Ok(state.object),
+                // As Go, the deleted object carries the deletion's revision.
+                Ok(rev) => return Ok(self.decode(&key, kv.value(), rev)?.object),
                 // Changed since we read it: check the preconditions again.
                 Err(now) => current = now,
             }

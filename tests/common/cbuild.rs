@@ -170,10 +170,22 @@ pub fn assert_success(what: &str, output: &Output) {
 /// the committed header and the built library. Modules and the build cache
 /// live under `work` and `target/` (the cache makes `-race` rebuilds cheap).
 pub fn go_command(dir: &str, work: &Path) -> Command {
+    let mut c = cgo_command(dir);
+    c.env("GOPATH", work);
+    c
+}
+
+/// `go_command` for the modules under `tests/kube`, which build against the
+/// Kubernetes modules already in the user's module cache (`go env
+/// GOMODCACHE`; `scripts/install-deps.sh` downloads them), offline.
+pub fn kube_go_command(dir: &str) -> Command {
+    cgo_command(dir)
+}
+
+fn cgo_command(dir: &str) -> Command {
     let lib = lib_dir();
     let mut c = Command::new("go");
     c.current_dir(manifest_dir().join(dir))
-        .env("GOPATH", work)
         .env("GOCACHE", lib.join("go-build-cache"))
         .env("GOPROXY", "off")
         .env("GOFLAGS", "-mod=mod")

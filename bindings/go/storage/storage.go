@@ -261,15 +261,19 @@ func (st *Storage) Create(ctx context.Context, key string, object []byte, ttl ti
 	return created, err
 }
 
-// Delete deletes key and returns the deleted object.
-func (st *Storage) Delete(ctx context.Context, key string) ([]byte, error) {
+// Delete deletes key and returns the deleted object. With preconditions
+// (nil for none), the object is deleted only if it meets them: a mismatch is
+// an *Error with CodeInvalidObj.
+func (st *Storage) Delete(ctx context.Context, key string, preconditions *Preconditions) ([]byte, error) {
 	var deleted []byte
 	err := st.call(ctx, func(s *C.storage) error {
 		cKey := C.CString(key)
 		defer C.free(unsafe.Pointer(cKey))
+		pre, freePre := cPreconditions(preconditions)
+		defer freePre()
 		var out C.storage_bytes
 		var cErr *C.storage_error
-		if rc := C.storage_delete(s, cKey, nil, &out, &cErr); rc != C.STORAGE_OK {
+		if rc := C.storage_delete(s, cKey, pre, &out, &cErr); rc != C.STORAGE_OK {
 			return takeError(rc, cErr)
 		}
 		deleted = takeBytes(out)
@@ -280,15 +284,18 @@ func (st *Storage) Delete(ctx context.Context, key string) ([]byte, error) {
 
 // List returns one page of the objects under key as a JSON List object;
 // pass its metadata.continue back as continueToken for the next page.
-func (st *Storage) List(ctx context.Context, key string, limit int64, continueToken string) ([]byte, error) {
+// resourceVersion ("" for the latest) is a minimum when limit is 0 and the
+// exact revision read when the list pages, as in Kubernetes.
+func (st *Storage) List(ctx context.Context, key, resourceVersion string, limit int64, continueToken string) ([]byte, error) {
 	var list []byte
 	err := st.call(ctx, func(s *C.storage) error {
-		cKey, cTok := C.CString(key), C.CString(continueToken)
+		cKey, cRV, cTok := C.CString(key), C.CString(resourceVersion), C.CString(continueToken)
 		defer C.free(unsafe.Pointer(cKey))
+		defer C.free(unsafe.Pointer(cRV))
 		defer C.free(unsafe.Pointer(cTok))
 		var out C.storage_bytes
 		var cErr *C.storage_error
-		if rc := C.storage_list(s, cKey, nil, C.int64_t(limit), cTok, &out, &cErr); rc != C.STORAGE_OK {
+		if rc := C.storage_list(s, cKey, cRV, C.int64_t(limit), cTok, &out, &cErr); rc != C.STORAGE_OK {
 			return takeError(rc, cErr)
 		}
 		list = takeBytes(out)

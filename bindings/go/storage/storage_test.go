@@ -46,7 +46,7 @@ func TestCreateGetDelete(t *testing.T) {
 	if _, err := s.Create(ctx, "/cms/a", []byte(`{}`), 0); !IsExist(err) {
 		t.Fatalf("second create: %v", err)
 	}
-	if _, err := s.Delete(ctx, "/cms/a"); err != nil {
+	if _, err := s.Delete(ctx, "/cms/a", nil); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Get(ctx, "/cms/a", GetOptions{})
@@ -68,11 +68,11 @@ func TestListCountAndErrors(t *testing.T) {
 	if n, err := s.Count(ctx, "/list"); err != nil || n != 5 {
 		t.Fatalf("count: %d %v", n, err)
 	}
-	page, err := s.List(ctx, "/list", 2, "")
+	page, err := s.List(ctx, "/list", "", 2, "")
 	if err != nil || !strings.Contains(string(page), `"continue":"`) {
 		t.Fatalf("list: %s %v", page, err)
 	}
-	if _, err := s.List(ctx, "/list", 2, "bogus"); err == nil || err.(*Error).Code() != CodeInvalidArgument {
+	if _, err := s.List(ctx, "/list", "", 2, "bogus"); err == nil || err.(*Error).Code() != CodeInvalidArgument {
 		t.Fatalf("bad token: %v", err)
 	}
 	if _, err := New(`{"server_list":[],"x":1}`); err == nil || err.(*Error).Code() != CodeInvalidConfig {
@@ -379,7 +379,7 @@ func TestWatchSeesChangesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Delete(ctx, "/watched/w"); err != nil {
+	if _, err := s.Delete(ctx, "/watched/w", nil); err != nil {
 		t.Fatal(err)
 	}
 	var last int64

@@ -4,10 +4,10 @@ package deps
 
 import (
 	_ "apiserver-storage/go/storage"
+	_ "go.etcd.io/etcd/client/v3"
 	_ "k8s.io/api/core/v1"
 	_ "k8s.io/apiserver/pkg/server/options/encryptionconfig"
 	_ "k8s.io/apiserver/pkg/storage/storagebackend/factory"
 	_ "k8s.io/apiserver/pkg/storage/testing"
 	_ "k8s.io/client-go/kubernetes/scheme"
-	_ "go.etcd.io/etcd/client/v3"
 )
