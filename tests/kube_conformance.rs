@@ -23,10 +23,6 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "its non-recursive cases at an exact resourceVersion, as TestGetListNonRecursive",
     ),
     (
-        "TestKeySchema",
-        "Go's store checks keys against its resource prefix (`/pods/`: \"lacks resource prefix\"); the library joins any key onto the configured prefix",
-    ),
-    (
         "TestGuaranteedUpdate",
         "one case makes the stored value stale by swapping the value transformer at run time; the library's transformer is fixed when the handle is created",
     ),

@@ -66,7 +66,7 @@ func setup(t *testing.T) (context.Context, *testStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(string(config), prefix, codec, func() runtime.Object { return &example.Pod{} })
+	s, err := New(string(config), prefix, "/pods/", codec, func() runtime.Object { return &example.Pod{} })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@
 // on top of etcd, and marked "adapter:" below: objects are encoded and decoded
 // with a scheme codec, label and field selectors are applied to the library's
 // results, preconditions and the deletion validation run against the object
-// read, and resourceVersionMatch is turned into the library's resource
-// version rules.
+// read, resourceVersionMatch is turned into the library's resource version
+// rules, and keys are checked against a resource prefix.
 package conformance
 
 import (
@@ -38,20 +38,30 @@ import (
 
 // Store is storage.Interface over one library handle.
 type Store struct {
-	lib       *binding.Storage
-	codec     runtime.Codec
-	newFunc   func() runtime.Object
-	prefix    string // the handle's etcd key prefix, as the library joins it
-	versioner storage.APIObjectVersioner
+	lib     *binding.Storage
+	codec   runtime.Codec
+	newFunc func() runtime.Object
+	prefix  string // the handle's etcd key prefix, as the library joins it
+	// resourcePrefix is Go's store's: every key must lie under it.
+	resourcePrefix string
+	versioner      storage.APIObjectVersioner
 }
 
-// New opens a library handle with configJSON; prefix must be the config's prefix.
-func New(configJSON, prefix string, codec runtime.Codec, newFunc func() runtime.Object) (*Store, error) {
+// New opens a library handle with configJSON; prefix must be the config's
+// prefix, and resourcePrefix is the part of the keyspace the store serves.
+func New(configJSON, prefix, resourcePrefix string, codec runtime.Codec, newFunc func() runtime.Object) (*Store, error) {
 	lib, err := binding.New(configJSON)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{lib: lib, codec: codec, newFunc: newFunc, prefix: prefix}, nil
+	return &Store{lib: lib, codec: codec, newFunc: newFunc, prefix: prefix, resourcePrefix: resourcePrefix}, nil
+}
+
+// checkKey is Go's prepareKey. adapter: the library joins any key onto its
+// prefix; Go's store refuses keys outside its resource prefix.
+func (s *Store) checkKey(key string, recursive bool) error {
+	_, err := storage.PrepareKey(s.resourcePrefix, key, recursive)
+	return err
 }
 
 // Close releases the handle.
@@ -111,6 +121,9 @@ func (s *Store) encode(obj runtime.Object) ([]byte, error) {
 }
 
 func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object, ttl uint64) error {
+	if err := s.checkKey(key, false); err != nil {
+		return err
+	}
 	// adapter: Go's error for a resourceVersion set on create.
 	if version, err := s.versioner.ObjectResourceVersion(obj); err == nil && version != 0 {
 		return storage.ErrResourceVersionSetOnCreate
@@ -127,6 +140,9 @@ func (s *Store) Create(ctx context.Context, key string, obj, out runtime.Object,
 }
 
 func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
+	if err := s.checkKey(key, false); err != nil {
+		return err
+	}
 	if _, err := s.versioner.ParseResourceVersion(opts.ResourceVersion); err != nil {
 		return err
 	}
@@ -146,6 +162,9 @@ func (s *Store) Get(ctx context.Context, key string, opts storage.GetOptions, ou
 // still at the version checked; a change in between starts over from a read.
 func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, preconditions *storage.Preconditions,
 	validateDeletion storage.ValidateObjectFunc, cachedExistingObject runtime.Object, opts storage.DeleteOptions) error {
+	if err := s.checkKey(key, false); err != nil {
+		return err
+	}
 	read := func() (runtime.Object, uint64, error) {
 		obj := s.newFunc()
 		if err := s.Get(ctx, key, storage.GetOptions{}, obj); err != nil {
@@ -211,6 +230,9 @@ func (s *Store) Delete(ctx context.Context, key string, out runtime.Object, prec
 // loop. The cached object is not used: the library always starts from a read.
 func (s *Store) GuaranteedUpdate(ctx context.Context, key string, destination runtime.Object, ignoreNotFound bool,
 	preconditions *storage.Preconditions, tryUpdate storage.UpdateFunc, _ runtime.Object) error {
+	if err := s.checkKey(key, false); err != nil {
+		return err
+	}
 	updated, err := s.lib.GuaranteedUpdate(ctx, key, nil, ignoreNotFound,
 		func(current []byte, rv int64, exists bool) ([]byte, error) {
 			obj := s.newFunc()
@@ -239,6 +261,9 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, destination ru
 }
 
 func (s *Store) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
+	if err := s.checkKey(key, opts.Recursive); err != nil {
+		return err
+	}
 	keyPrefix := s.prefix + key
 	if opts.Recursive && !strings.HasSuffix(keyPrefix, "/") {
 		keyPrefix += "/"
@@ -410,6 +435,9 @@ func (s *Store) getSingle(ctx context.Context, key string, opts storage.ListOpti
 }
 
 func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
+	if err := s.checkKey(key, opts.Recursive); err != nil {
+		return nil, err
+	}
 	if ctx.Err() != nil {
 		// As Go's watcher: a watch on an ended context is closed at once.
 		return watch.NewEmptyWatch(), nil
