@@ -15,14 +15,6 @@ use common::Etcd;
 /// The tests that fail, and why.
 const EXPECTED_FAILURES: &[(&str, &str)] = &[
     (
-        "TestGetListNonRecursive",
-        "a non-recursive list at an exact resourceVersion is a read of one key at a past revision: the C ABI reads single keys at the latest revision only",
-    ),
-    (
-        "TestGetListRecursivePrefix",
-        "its non-recursive cases at an exact resourceVersion, as TestGetListNonRecursive",
-    ),
-    (
         "TestGuaranteedUpdate",
         "one case makes the stored value stale by swapping the value transformer at run time; the library's transformer is fixed when the handle is created",
     ),

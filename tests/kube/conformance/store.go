@@ -409,13 +409,14 @@ func validateMinimum(minimum string, actual uint64) error {
 	return nil
 }
 
-// getSingle is a non-recursive list: the one object at key, if it matches.
+// getSingle is a non-recursive list: the one object at key, if it matches,
+// read at withRev when it is set.
 func (s *Store) getSingle(ctx context.Context, key string, opts storage.ListOptions, withRev int64, listObj runtime.Object, items reflect.Value, appendIfMatches func([]byte) error) error {
+	get := binding.GetOptions{ResourceVersion: opts.ResourceVersion, IgnoreNotFound: true}
 	if withRev != 0 {
-		// adapter gap: the library reads single keys at the latest revision only.
-		return storage.NewInternalError(errors.New("a read of one key at an exact revision is not supported"))
+		get = binding.GetOptions{ResourceVersion: strconv.FormatInt(withRev, 10), IgnoreNotFound: true, Exact: true}
 	}
-	obj, err := s.lib.Get(ctx, key, binding.GetOptions{ResourceVersion: opts.ResourceVersion, IgnoreNotFound: true})
+	obj, err := s.lib.Get(ctx, key, get)
 	if err != nil {
 		return convertError(err, key)
 	}
@@ -427,11 +428,13 @@ func (s *Store) getSingle(ctx context.Context, key string, opts storage.ListOpti
 	if items.IsNil() {
 		items.Set(reflect.MakeSlice(items.Type(), 0, 0))
 	}
-	current, err := s.GetCurrentResourceVersion(ctx)
-	if err != nil {
-		return err
+	listRV := uint64(withRev)
+	if withRev == 0 {
+		if listRV, err = s.GetCurrentResourceVersion(ctx); err != nil {
+			return err
+		}
 	}
-	return s.versioner.UpdateList(listObj, current, "", nil)
+	return s.versioner.UpdateList(listObj, listRV, "", nil)
 }
 
 func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
