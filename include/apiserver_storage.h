@@ -335,6 +335,23 @@ storage_code storage_get_with_info(const struct storage *s,
                                    struct storage_error **out_error);
 
 /**
+ * `storage_get_with_info` reading the key as it was at exactly revision
+ * `resource_version` (Kubernetes' `resourceVersionMatch=Exact`): absent then
+ * is `STORAGE_ERR_KEY_NOT_FOUND` (or, with `ignore_not_found`, success with
+ * `found` false); a compacted revision is `STORAGE_ERR_EXPIRED`, one etcd
+ * has not reached `STORAGE_ERR_TIMEOUT` (`Too large resource version`);
+ * NULL, `""` and `"0"` read the latest. etcd3 only: the etcd2 backend
+ * answers `STORAGE_ERR_UNSUPPORTED`.
+ */
+storage_code storage_get_exact(const struct storage *s,
+                               const char *key,
+                               const char *resource_version,
+                               bool ignore_not_found,
+                               struct storage_bytes *out_object,
+                               struct storage_object_info *out_info,
+                               struct storage_error **out_error);
+
+/**
  * Checks etcd's health as kube-apiserver's `/healthz/etcd` does: a read of
  * `<prefix>/health` within `health_timeout_ms`. On failure
  * `STORAGE_ERR_UNREACHABLE` with `error getting data from etcd: ...`.

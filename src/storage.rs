@@ -123,6 +123,9 @@ pub struct GetOptions {
     pub resource_version: String,
     /// Return `Ok(None)` instead of `KeyNotFound`.
     pub ignore_not_found: bool,
+    /// Read the key as it was at exactly `resource_version` (Kubernetes'
+    /// `resourceVersionMatch=Exact`, which a non-recursive list uses); etcd3 only.
+    pub exact: bool,
 }
 
 /// An object read from storage.

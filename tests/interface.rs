@@ -60,7 +60,38 @@ for_each_backend!(
     guaranteed_update_preconditions_not_found_and_abort,
     delete_with_and_without_preconditions,
     list_and_count_every_object_in_key_order,
+    exact_reads_see_the_key_at_that_revision,
 );
+
+fn exact_reads_see_the_key_at_that_revision(backend: Backend) {
+    let f = Fixture::with(backend);
+    let s = f.store("");
+    let exact = |rv: i64| GetOptions {
+        resource_version: rv.to_string(),
+        ignore_not_found: true,
+        exact: true,
+    };
+    let first = f.rt.block_on(s.create("/x/a", &cm("a"), 0)).unwrap();
+    if backend == Backend::Etcd2 {
+        let e = f.rt.block_on(s.get("/x/a", &exact(first.resource_version)));
+        assert_eq!(e.unwrap_err().code, Code::Unsupported);
+        return;
+    }
+    let deleted = f.rt.block_on(s.delete("/x/a", None)).unwrap();
+    let then = f.rt.block_on(s.get("/x/a", &exact(first.resource_version)));
+    assert_eq!(then.unwrap().unwrap(), first);
+    let before =
+        f.rt.block_on(s.get("/x/a", &exact(first.resource_version - 1)));
+    assert_eq!(before.unwrap(), None, "absent before its creation");
+    let now =
+        f.rt.block_on(s.get("/x/a", &exact(deleted.resource_version)));
+    assert_eq!(now.unwrap(), None);
+    let future =
+        f.rt.block_on(s.get("/x/a", &exact(deleted.resource_version + 100)));
+    let e = future.unwrap_err();
+    assert_eq!(e.code, Code::Timeout);
+    assert!(e.message.contains("Too large resource version"), "{e}");
+}
 
 fn create_then_exists_and_rejects_resource_versions(backend: Backend) {
     let f = Fixture::with(backend);
@@ -400,8 +431,14 @@ fn list_pages_every_object_once_in_key_order() {
                 .map(|o| json_of(o)["metadata"]["name"].as_str().unwrap().to_owned()),
         );
         if page.continue_token.is_empty() {
+            assert_eq!(page.remaining_item_count, None);
             break;
         }
+        assert_eq!(
+            page.remaining_item_count,
+            Some((names.len() - seen.len()) as i64),
+            "Kubernetes' remainingItemCount"
+        );
         token = page.continue_token;
     }
     assert_eq!(seen, names);

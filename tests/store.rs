@@ -34,6 +34,7 @@ fn get(
     let opts = GetOptions {
         resource_version: rv.into(),
         ignore_not_found: ignore,
+        ..Default::default()
     };
     rt.block_on(s.get(key, &opts))
 }

@@ -182,6 +182,11 @@ pub(super) fn decode(
 #[async_trait]
 impl Interface for Store {
     async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>> {
+        if opts.exact {
+            return Err(StorageError::unsupported(
+                "etcd v2 keeps no past revisions to read exactly",
+            ));
+        }
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
         let node = match self.read(&key, false).await? {

@@ -214,8 +214,22 @@ impl Interface for Store {
     async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<Object>> {
         let key = join_key(&self.prefix, key)?;
         let minimum = parse_resource_version(&opts.resource_version)?;
-        let options = self.read_options();
-        let resp = self.range(&key, options).await?;
+        let mut options = self.read_options();
+        if opts.exact && minimum > 0 {
+            options = options.with_revision(minimum);
+        }
+        let resp = match self.range(&key, options).await {
+            // A revision etcd has not reached: say so as for a minimum.
+            Err(e) if e.message.contains("required revision is a future revision") => {
+                let current = self.range(&key, self.read_options()).await?;
+                validate_minimum_resource_version(
+                    minimum,
+                    current.header().map_or(0, |h| h.revision()),
+                )?;
+                return Err(e);
+            }
+            resp => resp?,
+        };
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
         match self.state(&key, resp.kvs().first())? {

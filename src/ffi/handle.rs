@@ -233,12 +233,65 @@ pub extern "C" fn storage_get_with_info(
     out_info: *mut storage_object_info,
     out_error: *mut *mut storage_error,
 ) -> storage_code {
+    get(
+        s,
+        key,
+        resource_version,
+        ignore_not_found,
+        false,
+        out_object,
+        out_info,
+        out_error,
+    )
+}
+
+/// `storage_get_with_info` reading the key as it was at exactly revision
+/// `resource_version` (Kubernetes' `resourceVersionMatch=Exact`): absent then
+/// is `STORAGE_ERR_KEY_NOT_FOUND` (or, with `ignore_not_found`, success with
+/// `found` false); a compacted revision is `STORAGE_ERR_EXPIRED`, one etcd
+/// has not reached `STORAGE_ERR_TIMEOUT` (`Too large resource version`);
+/// NULL, `""` and `"0"` read the latest. etcd3 only: the etcd2 backend
+/// answers `STORAGE_ERR_UNSUPPORTED`.
+#[no_mangle]
+pub extern "C" fn storage_get_exact(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    ignore_not_found: bool,
+    out_object: *mut storage_bytes,
+    out_info: *mut storage_object_info,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    get(
+        s,
+        key,
+        resource_version,
+        ignore_not_found,
+        true,
+        out_object,
+        out_info,
+        out_error,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn get(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    ignore_not_found: bool,
+    exact: bool,
+    out_object: *mut storage_bytes,
+    out_info: *mut storage_object_info,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
     call(out_error, || {
         let handle = storage::try_ref(s, "storage")?;
         let key = str_arg(key, "key")?;
         let opts = GetOptions {
             resource_version: opt_str_arg(resource_version, "resource_version")?.to_owned(),
             ignore_not_found,
+            exact,
         };
         let out = out_arg(out_object, "out_object")?;
         let object = handle.block_on(handle.store.get(key, &opts))?;

@@ -107,6 +107,9 @@ int main(int argc, char **argv) {
   NULLCASE(storage_get_with_info(NULL, "/k", NULL, false, &obj, &info, &err));
   NULLCASE(storage_get_with_info(s_json, NULL, NULL, false, &obj, &info, &err));
   NULLCASE(storage_get_with_info(s_json, "/k", NULL, false, NULL, &info, &err));
+  NULLCASE(storage_get_exact(NULL, "/k", NULL, false, &obj, &info, &err));
+  NULLCASE(storage_get_exact(s_json, NULL, NULL, false, &obj, &info, &err));
+  NULLCASE(storage_get_exact(s_json, "/k", NULL, false, NULL, &info, &err));
   NULLCASE(storage_health(NULL, &err));
   NULLCASE(storage_health_check_create(NULL, NULL, &err));
   NULLCASE(storage_health_check_create(argv[1], NULL, &err));

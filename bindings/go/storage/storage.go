@@ -202,6 +202,9 @@ func (st *Storage) call(ctx context.Context, f func(s *C.storage) error) error {
 type GetOptions struct {
 	ResourceVersion string
 	IgnoreNotFound  bool
+	// Exact reads the key as it was at exactly ResourceVersion (Kubernetes'
+	// resourceVersionMatch=Exact) instead of at least that recent; etcd3 only.
+	Exact bool
 }
 
 // Object is what Get returns.
@@ -221,7 +224,13 @@ func (st *Storage) Get(ctx context.Context, key string, opts GetOptions) (Object
 		var out C.storage_bytes
 		var info C.storage_object_info
 		var cErr *C.storage_error
-		if rc := C.storage_get_with_info(s, cKey, cRV, C.bool(opts.IgnoreNotFound), &out, &info, &cErr); rc != C.STORAGE_OK {
+		var rc C.storage_code
+		if opts.Exact {
+			rc = C.storage_get_exact(s, cKey, cRV, C.bool(opts.IgnoreNotFound), &out, &info, &cErr)
+		} else {
+			rc = C.storage_get_with_info(s, cKey, cRV, C.bool(opts.IgnoreNotFound), &out, &info, &cErr)
+		}
+		if rc != C.STORAGE_OK {
 			return takeError(rc, cErr)
 		}
 		obj = Object{Data: takeBytes(out), ResourceVersion: int64(info.resource_version), Stale: bool(info.stale)}
