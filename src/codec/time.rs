@@ -63,7 +63,8 @@ pub fn parse(text: &str) -> Option<(i64, u32)> {
         b"Z" => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if h > 23 || m > 59 {
+            // Go's own bounds on an offset.
+            if h > 24 || m > 60 {
                 return None;
             }
             let offset = h * 3600 + m * 60;
@@ -160,6 +161,9 @@ mod tests {
             parse("2018-01-01T00:00:00.5Z"),
             Some((1_514_764_800, 500_000_000))
         );
+        assert_eq!(parse("2018-01-02T01:00:00+24:60"), Some((1_514_764_800, 0)));
+        assert_eq!(parse("2018-01-01T00:00:00+25:00"), None);
+        assert_eq!(parse("2018-01-01T00:00:00+00:61"), None);
         // Past nine digits Go truncates.
         assert_eq!(
             parse("2018-01-01T00:00:00.99999999999999999999Z"),
