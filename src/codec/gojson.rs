@@ -260,4 +260,22 @@ mod tests {
             "{\"a\":[-0,-0,100,1],\"apiVersion\":\"x/v1\",\"kind\":\"W\"}\n"
         );
     }
+
+    // kube-apiserver could not decode these; the protobuf codec refuses them.
+    // Stored unstructured, as given but for numbers past int64, which take
+    // float64's value as in any unstructured object.
+    #[test]
+    fn wrongly_typed_built_in_kinds_are_stored_unstructured() {
+        assert_eq!(
+            encoded(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":5}"#),
+            "{\"apiVersion\":\"v1\",\"data\":5,\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}\n"
+        );
+        assert_eq!(
+            encoded(
+                r#"{"kind":"Service","apiVersion":"v1","metadata":{},"spec":{"ports":[{"port":18446744073709551615}]}}"#
+            ),
+            "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{},\
+             \"spec\":{\"ports\":[{\"port\":18446744073709552000}]}}\n"
+        );
+    }
 }
