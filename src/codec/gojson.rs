@@ -182,4 +182,100 @@ mod tests {
             "{\"apiVersion\":\"v1\",\"future\":\"\\u2028\\u0001\\b\",\"kind\":\"ConfigMap\"}\n"
         );
     }
+
+    fn config_map_created(at: &str) -> String {
+        encoded(&format!(
+            r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"x","creationTimestamp":"{at}"}}}}"#
+        ))
+    }
+
+    #[test]
+    fn go_zero_time_is_null() {
+        assert_eq!(
+            config_map_created("0001-01-01T00:00:00Z"),
+            "{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"x\",\
+             \"creationTimestamp\":null}}\n"
+        );
+        // A set pointer to the zero MicroTime is null, as in Go.
+        assert!(encoded(
+            r#"{"kind":"Lease","apiVersion":"coordination.k8s.io/v1","metadata":{},"spec":{"acquireTime":"0001-01-01T00:00:00.000000Z"}}"#
+        )
+        .contains("\"spec\":{\"acquireTime\":null}"));
+        // Not zero by a nanosecond: whole seconds are written.
+        assert!(config_map_created("0001-01-01T00:00:00.5Z")
+            .contains("\"creationTimestamp\":\"0001-01-01T00:00:00Z\""));
+    }
+
+    #[test]
+    fn time_fractions_past_nine_digits_are_cut() {
+        assert!(config_map_created("2020-01-01T00:00:00.1234567891Z")
+            .contains("\"creationTimestamp\":\"2020-01-01T00:00:00Z\""));
+    }
+
+    #[test]
+    fn times_outside_years_0_to_9999_stay_as_written() {
+        for at in ["0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"] {
+            assert!(
+                config_map_created(at).starts_with("{\"apiVersion\""),
+                "{at}"
+            );
+            assert!(config_map_created(at).contains(at), "{at}");
+        }
+    }
+
+    // Not Go's bytes: Go parses a quantity from the number's own text
+    // ("1e3", "123456789012345678901234567890"); the number arrives here as
+    // an f64, which loses that text and any digits past 17.
+    #[test]
+    fn quantities_given_as_json_numbers_go_through_f64() {
+        let out = encoded(
+            r#"{"kind":"LimitRange","apiVersion":"v1","metadata":{},"spec":{"limits":[{"max":{"a":1e3,"b":123456789012345678901234567890,"c":0.5,"d":7}}]}}"#,
+        );
+        assert!(
+            out.contains(r#""max":{"a":"1k","b":"123456789012345680e12","c":"500m","d":"7"}"#),
+            "{out}"
+        );
+    }
+
+    // Not Go's bytes: Go keeps a RawExtension's bytes as given ("1.0",
+    // every digit, escapes and duplicate keys); here it is re-encoded.
+    #[test]
+    fn raw_extensions_are_reencoded() {
+        let out = encoded(
+            r#"{"kind":"ControllerRevision","apiVersion":"apps/v1","metadata":{},"data":{"b":1.0,"a":123456789012345678901234567890,"c":"\u00e9\/","c":2}}"#,
+        );
+        assert!(
+            out.contains(r#""data":{"b":1,"a":1.2345678901234568e+29,"c":2}"#),
+            "{out}"
+        );
+    }
+
+    // Not Go's bytes: Go keeps `-0` as the int64 0 and writes `0`; the
+    // parser here reads `-0` as the float -0.0, as it does `-0.0`, which Go
+    // writes `-0`.
+    #[test]
+    fn minus_zero_is_a_float() {
+        assert_eq!(
+            encoded(r#"{"kind":"W","apiVersion":"x/v1","a":[-0,-0.0,1E2,1.0]}"#),
+            "{\"a\":[-0,-0,100,1],\"apiVersion\":\"x/v1\",\"kind\":\"W\"}\n"
+        );
+    }
+
+    // kube-apiserver could not decode these; the protobuf codec refuses them.
+    // Stored unstructured, as given but for numbers past int64, which take
+    // float64's value as in any unstructured object.
+    #[test]
+    fn wrongly_typed_built_in_kinds_are_stored_unstructured() {
+        assert_eq!(
+            encoded(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":5}"#),
+            "{\"apiVersion\":\"v1\",\"data\":5,\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}\n"
+        );
+        assert_eq!(
+            encoded(
+                r#"{"kind":"Service","apiVersion":"v1","metadata":{},"spec":{"ports":[{"port":18446744073709551615}]}}"#
+            ),
+            "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{},\
+             \"spec\":{\"ports\":[{\"port\":18446744073709552000}]}}\n"
+        );
+    }
 }

@@ -199,6 +199,12 @@ fn special_to_json(special: Special, m: &DynamicMessage) -> Result<Json> {
         // Go decodes an empty Time as the zero time, which marshals as null;
         // Time keeps whole seconds only.
         Special::Time | Special::MicroTime if !is_set("seconds") && !is_set("nanos") => Json::Null,
+        // Go's zero time, however it was stored.
+        Special::Time | Special::MicroTime
+            if int("seconds") == time::GO_ZERO_SECONDS && int("nanos") == 0 =>
+        {
+            Json::Null
+        }
         Special::Time => timestamp(int("seconds"), None)?,
         Special::MicroTime => {
             let micros = u32::try_from(int("nanos") / 1000)
@@ -373,7 +379,8 @@ fn value_from_json(kind: &Kind, json: &Json) -> Result<Value> {
         Kind::Bytes => Value::Bytes(
             base64::engine::general_purpose::STANDARD
                 .decode(string(json)?)
-                .map_err(|e| corrupt(format!("invalid base64: {e}")))?
+                // The error would name a byte of the value, perhaps a secret.
+                .map_err(|_| corrupt("invalid base64".into()))?
                 .into(),
         ),
         Kind::Enum(_) => Value::EnumNumber(integer(json)?),
@@ -389,6 +396,15 @@ fn value_from_json(kind: &Kind, json: &Json) -> Result<Value> {
 
 fn string(json: &Json) -> Result<&str> {
     json.as_str().ok_or_else(|| mismatch("a string", json))
+}
+
+/// Whether a time has `MicroTime`'s layout: exactly six fraction digits.
+fn is_micro_layout(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() > 26
+        && matches!(b[19], b'.' | b',')
+        && b[20..26].iter().all(u8::is_ascii_digit)
+        && !b[26].is_ascii_digit()
 }
 
 fn special_from_json(
@@ -409,13 +425,20 @@ fn special_from_json(
     match special {
         Special::Time | Special::MicroTime => {
             let text = string(json)?;
-            let (seconds, nanos) =
-                time::parse(text).ok_or_else(|| corrupt("not an RFC 3339 time".into()))?;
-            set("seconds", Value::I64(seconds));
-            if special == Special::MicroTime {
-                // Below 10^9: fits.
-                set("nanos", Value::I32((nanos / 1000 * 1000) as i32));
+            let (seconds, nanos) = time::parse(text)
+                .filter(|_| special == Special::Time || is_micro_layout(text))
+                .ok_or_else(|| corrupt("not an RFC 3339 time".into()))?;
+            // What could not be read back as JSON is refused.
+            if time::format(seconds, None).is_none() {
+                return Err(corrupt("time outside years 0-9999".into()));
             }
+            // Go's zero time is unset: null in JSON, nothing in protobuf.
+            if seconds == time::GO_ZERO_SECONDS && nanos == 0 {
+                return Ok(message);
+            }
+            set("seconds", Value::I64(seconds));
+            // Below 10^9: fits. Time's marshalling drops it, as Go's does.
+            set("nanos", Value::I32(nanos as i32));
         }
         Special::Quantity => {
             // Go parses a number's JSON text or a string's contents trimmed

@@ -416,11 +416,11 @@ mod tests {
                 "rules": [{"verbs": ["get"], "apiGroups": [""]}]
             })
         );
-        // MicroTime keeps microseconds only.
+        // MicroTime has six fraction digits, in UTC.
         let lease = encode_decode(json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": "l"},
-            "spec": {"acquireTime": "2018-01-01T01:00:00.1234567+01:00"}
+            "spec": {"acquireTime": "2018-01-01T01:00:00.123456+01:00"}
         }));
         assert_eq!(lease["spec"]["acquireTime"], "2018-01-01T00:00:00.123456Z");
     }
@@ -664,5 +664,77 @@ mod tests {
             }
         }
         assert!(encoded > 0, "some mutations still encode");
+    }
+
+    #[test]
+    fn base64_errors_do_not_name_the_secret() {
+        for value in ["hunter2-SECRET", "QR==", "aGVs\nbG8="] {
+            let object = json!({"kind": "Secret", "apiVersion": "v1", "metadata": {},
+                "data": {"pw": value}});
+            let err = encode(&serde_json::to_vec(&object).unwrap()).unwrap_err();
+            assert_eq!(err.to_string(), "data: invalid base64");
+        }
+    }
+
+    fn lease_spec(spec: Value) -> Result<Value, CodecError> {
+        let object = json!({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+            "metadata": {"name": "x"}, "spec": spec});
+        let stored = encode(&serde_json::to_vec(&object).unwrap())?;
+        Ok(decode_value(&stored, 1).unwrap()["spec"].clone())
+    }
+
+    #[test]
+    fn times_are_checked_as_go_checks_them() {
+        // MicroTime takes exactly six fraction digits, as Go's layout does.
+        assert_eq!(
+            lease_spec(json!({"renewTime": "2020-01-01T00:00:00.123456+01:00"})).unwrap(),
+            json!({"renewTime": "2019-12-31T23:00:00.123456Z"})
+        );
+        for bad in [
+            "2020-01-01T00:00:00.123456789Z",
+            "2020-01-01T00:00:00.1Z",
+            "2020-01-01T00:00:00Z",
+        ] {
+            assert!(lease_spec(json!({"renewTime": bad})).is_err(), "{bad}");
+        }
+        // The zero time stores nothing and reads as null; a set pointer to
+        // it is an empty message. The bytes are Go's `Lease.Marshal()`.
+        let object = json!({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+            "metadata": {"name": "x"}, "spec": {"acquireTime": "0001-01-01T00:00:00.000000Z"}});
+        let stored = encode(&serde_json::to_vec(&object).unwrap()).unwrap();
+        let go = b"\x0a\x11\x0a\x01x\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x38\x00\x42\x00\x12\x02\x1a\x00";
+        assert!(stored.windows(go.len()).any(|w| w == go));
+        assert_eq!(
+            lease_spec(json!({"acquireTime": "0001-01-01T00:00:00.000000Z"})).unwrap(),
+            json!({"acquireTime": null})
+        );
+        // A time this codec could not read back is refused.
+        let err = lease_spec(json!({"renewTime": "0000-01-01T00:00:00.000000+00:01"}));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "spec: renewTime: time outside years 0-9999"
+        );
+    }
+
+    #[test]
+    fn a_stored_go_zero_time_reads_as_null() {
+        let time = schema::object("v1", "ConfigMap")
+            .unwrap()
+            .get_field_by_name("metadata")
+            .unwrap();
+        let prost_reflect::Kind::Message(meta) = time.kind() else {
+            unreachable!()
+        };
+        let mut metadata = prost_reflect::DynamicMessage::new(meta.clone());
+        let created = meta.get_field_by_name("creationTimestamp").unwrap();
+        let prost_reflect::Kind::Message(t) = created.kind() else {
+            unreachable!()
+        };
+        let mut zero = prost_reflect::DynamicMessage::new(t);
+        zero.set_field_by_name("seconds", prost_reflect::Value::I64(-62_135_596_800));
+        zero.set_field_by_name("nanos", prost_reflect::Value::I32(0));
+        metadata.set_field(&created, prost_reflect::Value::Message(zero));
+        let json = kubejson::to_json(&metadata).unwrap();
+        assert_eq!(json["creationTimestamp"], Value::Null);
     }
 }

@@ -5,6 +5,8 @@
 /// Go's RFC 3339 layouts have four-digit years.
 const MIN_SECONDS: i64 = -62_167_219_200;
 const END_SECONDS: i64 = 253_402_300_800;
+/// Unix seconds of Go's zero `time.Time`, 0001-01-01T00:00:00Z.
+pub(super) const GO_ZERO_SECONDS: i64 = -62_135_596_800;
 
 /// Formats Unix `seconds` (plus `micros` when given) as `2006-01-02T15:04:05Z`
 /// or `2006-01-02T15:04:05.000000Z`; `None` outside years 0–9999.
@@ -23,8 +25,8 @@ pub fn format(seconds: i64, micros: Option<u32>) -> Option<String> {
     Some(out)
 }
 
-/// Parses an RFC 3339 timestamp (`Z` or a `±hh:mm` offset, optional fraction of
-/// up to nine digits) into Unix seconds and nanoseconds.
+/// Parses an RFC 3339 timestamp (`Z` or a `±hh:mm` offset, optional fraction cut
+/// to nine digits) into Unix seconds and nanoseconds.
 pub fn parse(text: &str) -> Option<(i64, u32)> {
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
@@ -47,19 +49,22 @@ pub fn parse(text: &str) -> Option<(i64, u32)> {
     }
     let mut rest = &b[19..];
     let mut nanos = 0u32;
-    if let Some(fraction) = rest.strip_prefix(b".") {
+    // Go takes `.` or `,` and any number of digits, keeping nine.
+    if let Some(fraction) = rest.strip_prefix(b".").or_else(|| rest.strip_prefix(b",")) {
         let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 || n > 9 {
+        if n == 0 {
             return None;
         }
-        nanos = u32::try_from(digits(&fraction[..n])? * 10i64.pow(9 - n as u32)).ok()?;
+        let kept = n.min(9);
+        nanos = u32::try_from(digits(&fraction[..kept])? * 10i64.pow(9 - kept as u32)).ok()?;
         rest = &fraction[n..];
     }
     let offset = match rest {
         b"Z" => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if h > 23 || m > 59 {
+            // Go's own bounds on an offset.
+            if h > 24 || m > 60 {
                 return None;
             }
             let offset = h * 3600 + m * 60;
@@ -156,6 +161,18 @@ mod tests {
             parse("2018-01-01T00:00:00.5Z"),
             Some((1_514_764_800, 500_000_000))
         );
+        assert_eq!(parse("2018-01-02T01:00:00+24:60"), Some((1_514_764_800, 0)));
+        assert_eq!(parse("2018-01-01T00:00:00+25:00"), None);
+        assert_eq!(parse("2018-01-01T00:00:00+00:61"), None);
+        // Past nine digits Go truncates.
+        assert_eq!(
+            parse("2018-01-01T00:00:00.99999999999999999999Z"),
+            Some((1_514_764_800, 999_999_999))
+        );
+        assert_eq!(
+            parse("2018-01-01T00:00:00,5Z"),
+            Some((1_514_764_800, 500_000_000))
+        );
         for seconds in [MIN_SECONDS, -86_401, 0, 951_782_400, END_SECONDS - 1] {
             assert_eq!(parse(&format(seconds, None).unwrap()), Some((seconds, 0)));
         }
@@ -173,7 +190,6 @@ mod tests {
             "2018-01-01T24:00:00Z",
             "2018-01-01T00:00:60Z",
             "2018-01-01T00:00:00.Z",
-            "2018-01-01T00:00:00.1234567890Z",
             "2018-01-01T00:00:00+0200",
             "2018-01-01T00:00:00Zx",
             "+018-01-01T00:00:00Z",
