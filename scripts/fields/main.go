@@ -6,8 +6,8 @@
 //
 //	Message <TAB> number <TAB> json name <TAB> flags
 //
-// flags is a comma-separated subset of omitempty, inline, pointer, bytes, or
-// "-". scripts/refresh-schema.sh writes it to proto/.../fields.tsv.
+// flags is a comma-separated subset of omitempty, omitzero, inline, pointer,
+// bytes, or "-". scripts/refresh-schema.sh writes it to proto/.../fields.tsv.
 package main
 
 import (
@@ -100,7 +100,7 @@ func jsonTag(json string, field *ast.Field) (string, []string) {
 	}
 	var flags []string
 	for _, option := range parts[1:] {
-		if option == "omitempty" {
+		if option == "omitempty" || option == "omitzero" {
 			flags = append(flags, option)
 		}
 	}

@@ -83,8 +83,12 @@ pub fn to_json(message: &DynamicMessage) -> Result<Map<String, Json>> {
         } else {
             absent_to_json(&field)?
         };
-        if let Some(json) = json {
-            object.insert(schema::json_name(&field).to_owned(), json);
+        match json {
+            Some(json) if schema::is_omitzero(&field) && is_zero_json(&json) => {}
+            Some(json) => {
+                object.insert(schema::json_name(&field).to_owned(), json);
+            }
+            None => {}
         }
     }
     Ok(object)
@@ -131,6 +135,19 @@ fn absent_to_json(field: &FieldDescriptor) -> Result<Option<Json>> {
         _ if schema::is_optional(field) => None,
         kind => Some(value_to_json(&Value::default_value(&kind))?),
     })
+}
+
+/// Whether Go's `omitzero` leaves the value out: the JSON of a zero value (a
+/// zero `Time` is `null`, a struct of zero fields `{}`).
+fn is_zero_json(json: &Json) -> bool {
+    match json {
+        Json::Null => true,
+        Json::Bool(b) => !b,
+        Json::Number(n) => n.as_f64() == Some(0.0),
+        Json::String(s) => s.is_empty(),
+        Json::Object(o) => o.is_empty(),
+        Json::Array(_) => false,
+    }
 }
 
 fn map_key(key: &MapKey) -> String {

@@ -66,6 +66,8 @@ pub enum Special {
 struct Traits {
     json: String,
     omitempty: bool,
+    /// Left out when zero (`Time.IsZero()` for times), even a struct.
+    omitzero: bool,
     /// Embedded without a JSON name: its fields appear in the enclosing object.
     inline: bool,
     /// A pointer: written only when set, where Go writes every plain field.
@@ -114,6 +116,7 @@ impl Schema {
                 Traits {
                     json: json.to_string(),
                     omitempty: flags.contains(&"omitempty"),
+                    omitzero: flags.contains(&"omitzero"),
                     inline: flags.contains(&"inline"),
                     pointer: flags.contains(&"pointer"),
                     bytes: flags.contains(&"bytes"),
@@ -197,6 +200,11 @@ pub fn json_name(field: &FieldDescriptor) -> &str {
 /// Whether the field is `omitempty` in Go.
 pub fn is_optional(field: &FieldDescriptor) -> bool {
     SCHEMA.traits(field).is_some_and(|t| t.omitempty)
+}
+
+/// Whether the field is `omitzero` in Go.
+pub fn is_omitzero(field: &FieldDescriptor) -> bool {
+    SCHEMA.traits(field).is_some_and(|t| t.omitzero)
 }
 
 /// Whether the field is a Go pointer.
@@ -322,6 +330,7 @@ mod tests {
             "raw"
         )));
         assert!(is_pointer(&field(OBJECT_META, "deletionTimestamp")));
+        assert!(is_omitzero(&field(OBJECT_META, "creationTimestamp")));
         assert!(!is_pointer(&field(OBJECT_META, "creationTimestamp")));
         let order: Vec<String> = go_order(
             &field("apimachinery.pkg.apis.meta.v1.OwnerReference", "uid").parent_message(),

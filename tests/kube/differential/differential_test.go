@@ -89,6 +89,15 @@ func (p *pair) objects(t *testing.T) {
 	rawGo, _ := p.raw(t, p.key("diff", "by-go"))
 	rawLib, _ := p.raw(t, p.key("diff", "by-lib"))
 	recordRaw(p.k, p.codec, bytes.Equal(rawGo, rawLib))
+	if !bytes.Equal(rawGo, rawLib) {
+		at := 0
+		for at < len(rawGo) && at < len(rawLib) && rawGo[at] == rawLib[at] {
+			at++
+		}
+		near := func(b []byte) string { return string(b[max(0, at-40):min(len(b), at+40)]) }
+		t.Errorf("the same object is stored differently (%d bytes by Kubernetes, %d by the library), from byte %d: Kubernetes %q, library %q",
+			len(rawGo), len(rawLib), at, near(rawGo), near(rawLib))
+	}
 }
 
 func label(obj runtime.Object, t *testing.T) runtime.Object {
