@@ -16,12 +16,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_void, CString};
 use std::path::Path;
 use std::ptr;
 
 use apiserver_storage::codec::Codec;
 use apiserver_storage::config::CodecKind;
+use common::capi::*;
 use common::wire;
 use serde_json::Value;
 
@@ -108,37 +109,6 @@ fn refused_as_1_37_does(
         "{written}"
     );
     assert_eq!(etcd.raw(&format!("/registry/write{key}")), None);
-}
-
-#[repr(C)]
-struct Bytes {
-    data: *mut u8,
-    len: usize,
-}
-
-extern "C" {
-    fn storage_create(config: *const c_char, out: *mut *mut c_void, err: *mut *mut c_void) -> i32;
-    fn storage_get(
-        s: *const c_void,
-        key: *const c_char,
-        rv: *const c_char,
-        ignore_not_found: bool,
-        out: *mut Bytes,
-        err: *mut *mut c_void,
-    ) -> i32;
-    fn storage_create_object(
-        s: *const c_void,
-        key: *const c_char,
-        object: *const u8,
-        len: usize,
-        ttl: i64,
-        out: *mut Bytes,
-        err: *mut *mut c_void,
-    ) -> i32;
-    fn storage_bytes_free(b: Bytes);
-    fn storage_error_message(e: *const c_void) -> *const c_char;
-    fn storage_error_free(e: *mut c_void);
-    fn storage_destroy(s: *mut c_void);
 }
 
 /// A store over the C ABI, as a C caller holds one.

@@ -3,32 +3,14 @@
 //! `STORAGE_ERR_INTERNAL`; the host's own panics still go to the panic hook
 //! the host installed. One test: panic hooks are per process.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
 use apiserver_storage as _;
-
-#[repr(C)]
-struct Bytes {
-    data: *mut u8,
-    len: usize,
-}
-
-extern "C" {
-    fn storage_create(config: *const c_char, out: *mut *mut c_void, err: *mut *mut c_void) -> i32;
-    fn storage_get(
-        s: *const c_void,
-        key: *const c_char,
-        rv: *const c_char,
-        ignore_not_found: bool,
-        out: *mut Bytes,
-        err: *mut *mut c_void,
-    ) -> i32;
-    fn storage_destroy(s: *mut c_void);
-    fn storage_error_message(e: *const c_void) -> *const c_char;
-    fn storage_error_free(e: *mut c_void);
-}
+use common::capi::*;
 
 static HOST_HOOK_CALLS: AtomicUsize = AtomicUsize::new(0);
 

@@ -3,6 +3,7 @@
 //! binary the tests fail, loudly.
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
+pub mod capi;
 pub mod cbuild;
 pub mod tls;
 pub mod wire;
