@@ -48,6 +48,20 @@
 #define STORAGE_MAX_TTL_SECONDS (9000000000 - 60)
 
 /**
+ * A flag of `storage_watch_create_with_flags`: watch every key under
+ * `key + "/"` instead of `key` alone.
+ */
+#define STORAGE_WATCH_RECURSIVE 1
+
+/**
+ * A flag of `storage_watch_create_with_flags`: etcd's progress notifications
+ * (Go's `ProgressNotify`): while no event comes, a `STORAGE_WATCH_BOOKMARK`
+ * every `--watch-progress-notify-interval` of etcd (10 minutes by default).
+ * The etcd2 backend has none (`STORAGE_ERR_UNSUPPORTED`).
+ */
+#define STORAGE_WATCH_PROGRESS_NOTIFY 2
+
+/**
  * The result of every fallible call. 1–7 are Kubernetes' own storage error
  * codes (`k8s.io/apiserver/pkg/storage`, `ErrCode*`); 100 and up are the library's.
  */
@@ -144,6 +158,13 @@ typedef enum storage_watch_event_type {
    * The key was deleted.
    */
   STORAGE_WATCH_DELETED = 2,
+  /**
+   * No change (Go's `Bookmark`): every event up to the event's resource
+   * version has been delivered. Its key is `""` and its object empty. Only
+   * watches that asked for them get bookmarks: with
+   * `STORAGE_WATCH_PROGRESS_NOTIFY` or `storage_watch_request_progress`.
+   */
+  STORAGE_WATCH_BOOKMARK = 3,
 } storage_watch_event_type;
 
 /**
@@ -243,6 +264,27 @@ typedef storage_code (*storage_update_fn)(void *user_data,
                                           size_t current_len,
                                           const uint8_t **out_new,
                                           size_t *out_new_len);
+
+/**
+ * The update function of `storage_guaranteed_update_ttl`: as
+ * `storage_update_fn`, and it may also set the new object's TTL (Go's
+ * `*uint64` result of `tryUpdate`) in `*out_ttl_seconds`, which holds -1 when
+ * the callback is called:
+ * - left at -1: no TTL given. etcd3 writes the object without a lease (as Go,
+ *   an earlier lease is dropped); etcd2 keeps the key's TTL.
+ * - 0: no TTL (etcd2 clears the key's TTL).
+ * - 1 to 8,999,999,940: the object expires that many seconds after the write
+ *   (etcd3: a lease shared with objects of the same TTL, as Go's lease manager).
+ *
+ * Any other value aborts the update with `STORAGE_ERR_INVALID_ARGUMENT`. As in
+ * Go, an object equal to the stored one is not written, whatever the TTL.
+ */
+typedef storage_code (*storage_update_ttl_fn)(void *user_data,
+                                              const uint8_t *current,
+                                              size_t current_len,
+                                              const uint8_t **out_new,
+                                              size_t *out_new_len,
+                                              int64_t *out_ttl_seconds);
 
 #ifdef __cplusplus
 extern "C" {
@@ -434,6 +476,33 @@ storage_code storage_watch_create(const struct storage *s,
                                   struct storage_error **out_error);
 
 /**
+ * `storage_watch_create` with options as `flags`, a bitwise OR of
+ * `STORAGE_WATCH_RECURSIVE` and `STORAGE_WATCH_PROGRESS_NOTIFY` (0 for
+ * none). Any other bit is `STORAGE_ERR_INVALID_ARGUMENT`.
+ */
+storage_code storage_watch_create_with_flags(const struct storage *s,
+                                             const char *key,
+                                             const char *resource_version,
+                                             uint32_t flags,
+                                             struct storage_watch **out_watch,
+                                             struct storage_error **out_error);
+
+/**
+ * Asks etcd for a bookmark on this watch (Go's `RequestWatchProgress`): a
+ * `STORAGE_WATCH_BOOKMARK` comes after every event up to the revision etcd
+ * is at, soon (it waits for the watch to catch up). Requests made before one
+ * is answered may be answered by one bookmark. May be called while another
+ * thread waits in `storage_watch_next`.
+ *
+ * Kubernetes relies on these only from etcd 3.4.31 and 3.5.13 on (earlier
+ * versions could send a bookmark ahead of events): with an older etcd on any
+ * endpoint, and with the etcd2 backend, it is `STORAGE_ERR_UNSUPPORTED`. The
+ * first call asks every endpoint its version.
+ */
+storage_code storage_watch_request_progress(const struct storage_watch *w,
+                                            struct storage_error **out_error);
+
+/**
  * Waits up to `timeout_ms` (0: only checks) for the next event and writes it
  * to `*out_event`; free it with `storage_watch_event_free`.
  *
@@ -548,7 +617,8 @@ storage_code storage_delete(const struct storage *s,
  * is skipped when the new object equals the stored one and the stored value is
  * not stale (a stale value is always rewritten: this is how data moves to the
  * current encryption key). Writes the resulting object to `*out_object` (when
- * not NULL).
+ * not NULL). The object is written without a TTL (etcd2: keeps the key's);
+ * `storage_guaranteed_update_ttl` lets the callback set one.
  *
  * `try_update` runs on the calling thread, possibly several times, outside the
  * library's own threads: it may call any function of the library, on this
@@ -564,6 +634,20 @@ storage_code storage_guaranteed_update(const struct storage *s,
                                        void *user_data,
                                        struct storage_bytes *out_object,
                                        struct storage_error **out_error);
+
+/**
+ * `storage_guaranteed_update` with a callback that may also give the new
+ * object's TTL (Go's `tryUpdate` returning a `*uint64`); see
+ * `storage_update_ttl_fn`.
+ */
+storage_code storage_guaranteed_update_ttl(const struct storage *s,
+                                           const char *key,
+                                           bool ignore_not_found,
+                                           const struct storage_preconditions *preconditions,
+                                           storage_update_ttl_fn try_update,
+                                           void *user_data,
+                                           struct storage_bytes *out_object,
+                                           struct storage_error **out_error);
 
 /**
  * Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
@@ -595,6 +679,18 @@ storage_code storage_count(const struct storage *s,
                            const char *key,
                            int64_t *out_count,
                            struct storage_error **out_error);
+
+/**
+ * Go's `CompactRevision`: the revision etcd's history was last compacted to,
+ * as the cluster's compactors (kube-apiserver's, or this library's with
+ * `compaction_interval_s`) record it under etcd's `compact_rev_key`; 0 when
+ * none is recorded. Resource versions below it are gone
+ * (`STORAGE_ERR_EXPIRED`). Read from etcd on each call. The etcd2 backend
+ * keeps no history: `STORAGE_ERR_UNSUPPORTED`.
+ */
+storage_code storage_compact_revision(const struct storage *s,
+                                      int64_t *out_revision,
+                                      struct storage_error **out_error);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -29,10 +29,11 @@ pub(crate) enum Method {
     MemberList,
     Authenticate,
     Watch,
+    Status,
 }
 
 impl Method {
-    const ALL: [Method; 7] = [
+    const ALL: [Method; 8] = [
         Method::Range,
         Method::Txn,
         Method::Compact,
@@ -40,6 +41,7 @@ impl Method {
         Method::MemberList,
         Method::Authenticate,
         Method::Watch,
+        Method::Status,
     ];
 
     fn service(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Method {
             Method::MemberList => "etcdserverpb.Cluster",
             Method::Authenticate => "etcdserverpb.Auth",
             Method::Watch => "etcdserverpb.Watch",
+            Method::Status => "etcdserverpb.Maintenance",
         }
     }
 
@@ -61,6 +64,7 @@ impl Method {
             Method::MemberList => "MemberList",
             Method::Authenticate => "Authenticate",
             Method::Watch => "Watch",
+            Method::Status => "Status",
         }
     }
 

@@ -268,9 +268,24 @@ pub struct ListResult {
     pub remaining_item_count: Option<i64>,
 }
 
+/// What a `tryUpdate` returns: the new object and, as Go's `*uint64`, its TTL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Update {
+    pub object: Vec<u8>,
+    /// `None`: no TTL given (etcd3 writes without a lease, etcd2 keeps the
+    /// key's TTL); `Some(0)`: none; `Some(n)`: an `n`-second lease.
+    pub ttl: Option<i64>,
+}
+
+impl From<Vec<u8>> for Update {
+    fn from(object: Vec<u8>) -> Self {
+        Update { object, ttl: None }
+    }
+}
+
 /// The `tryUpdate` of `GuaranteedUpdate`: given the current object (decoded, with
 /// its resourceVersion; `None` when absent and ignored), returns the new object.
-pub type TryUpdate<'a> = dyn FnMut(Option<&Object>) -> Result<Vec<u8>> + Send + 'a;
+pub type TryUpdate<'a> = dyn FnMut(Option<&Object>) -> Result<Update> + Send + 'a;
 
 /// `storage.Interface`: what every backend implements.
 #[async_trait]
@@ -308,6 +323,14 @@ pub trait Interface: Send + Sync {
 
     /// Counts the objects under `key` (as a directory).
     async fn count(&self, key: &str) -> Result<i64>;
+
+    /// The revision etcd's history was last compacted to, as the cluster's
+    /// compactors record it (Go's `CompactRevision`); 0 when none is recorded.
+    async fn compact_revision(&self) -> Result<i64> {
+        Err(StorageError::unsupported(
+            "this backend has no compaction: etcd2 keeps no history",
+        ))
+    }
 
     /// The store's metrics in the Prometheus text format (see `crate::metrics`);
     /// empty for a backend that keeps none.

@@ -2,9 +2,11 @@
 //! bounded buffer between a backend's event stream and the consumer.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use async_trait::async_trait;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 use crate::storage::{Object, Result, StorageError};
@@ -20,6 +22,9 @@ pub struct WatchOptions {
     pub resource_version: String,
     /// Watch every key under `key + "/"` instead of `key` alone.
     pub recursive: bool,
+    /// etcd's `WithProgressNotify` (Go's `ProgressNotify`): while no event
+    /// comes, etcd sends a bookmark every `--watch-progress-notify-interval`.
+    pub progress_notify: bool,
 }
 
 /// Go's `watch.EventType` (the kinds a storage watch produces).
@@ -28,6 +33,8 @@ pub enum EventType {
     Added,
     Modified,
     Deleted,
+    /// No change: every event up to the bookmark's revision has been delivered.
+    Bookmark,
 }
 
 /// One change of one key.
@@ -46,6 +53,22 @@ pub struct Event {
 }
 
 impl Event {
+    /// A bookmark at `revision`: no key, and an empty object carrying only the
+    /// resource version (Go sends an empty object of the watched type).
+    pub(crate) fn bookmark(revision: i64) -> Event {
+        Event {
+            event_type: EventType::Bookmark,
+            key: String::new(),
+            object: Object {
+                data: Vec::new(),
+                resource_version: revision,
+                stale: false,
+                unknown_fields: Vec::new(),
+            },
+            prev_object: None,
+        }
+    }
+
     /// The revision of the change: the event's resourceVersion.
     pub fn resource_version(&self) -> i64 {
         self.object.resource_version
@@ -57,6 +80,35 @@ impl Event {
 pub struct Watch {
     events: mpsc::Receiver<Result<Event>>,
     task: AbortHandle,
+    progress: Option<ProgressRequester>,
+}
+
+/// Whether the backend can answer progress requests (etcd's, by version).
+#[async_trait]
+pub(crate) trait ProgressSupport: Send + Sync {
+    async fn check(&self) -> Result<()>;
+}
+
+/// Asks a running watch for a bookmark (Go's `RequestWatchProgress`, for one
+/// watch): it comes after every event up to the revision etcd is at.
+#[derive(Clone)]
+pub struct ProgressRequester {
+    wanted: Arc<Notify>,
+    support: Arc<dyn ProgressSupport>,
+}
+
+impl ProgressRequester {
+    /// `wanted` is what the watch's producer waits on.
+    pub(crate) fn new(wanted: Arc<Notify>, support: Arc<dyn ProgressSupport>) -> Self {
+        ProgressRequester { wanted, support }
+    }
+
+    /// Requests one bookmark; requests made before it is sent merge into one.
+    pub async fn request(&self) -> Result<()> {
+        self.support.check().await?;
+        self.wanted.notify_one();
+        Ok(())
+    }
 }
 
 impl Watch {
@@ -86,7 +138,25 @@ impl Watch {
             }
         })
         .abort_handle();
-        Watch { events, task }
+        Watch {
+            events,
+            task,
+            progress: None,
+        }
+    }
+
+    /// A watch that answers progress requests through `requester`.
+    pub(crate) fn with_progress(mut self, requester: ProgressRequester) -> Watch {
+        self.progress = Some(requester);
+        self
+    }
+
+    /// What requests bookmarks of this watch; it may be used while another
+    /// task waits in `next`.
+    pub fn progress_requester(&self) -> Result<ProgressRequester> {
+        self.progress.clone().ok_or_else(|| {
+            StorageError::unsupported("this backend's watches have no progress requests (etcd2)")
+        })
     }
 
     /// The next event, waiting for one; `None` once the watch has ended.

@@ -133,6 +133,7 @@ fn servers_taking_turns_compact_where_go_would() {
     let from = |rv: i64| WatchOptions {
         resource_version: rv.to_string(),
         recursive: true,
+        ..WatchOptions::default()
     };
     let mut w = rt.block_on(store.watch("/pods", &from(a_saw - 2))).unwrap();
     let e = rt

@@ -69,7 +69,7 @@ fn ttl_keys_expire_and_updates_keep_the_ttl() {
     let mut bump = |cur: Option<&Object>| {
         let mut v: Value = serde_json::from_slice(&cur.unwrap().data).unwrap();
         v["n"] = json!(1);
-        Ok(serde_json::to_vec(&v).unwrap())
+        Ok(serde_json::to_vec(&v).unwrap().into())
     };
     let updated =
         f.rt.block_on(s.guaranteed_update("/events/e1", false, None, &mut bump))
@@ -100,6 +100,7 @@ fn an_expiry_is_a_deleted_event() {
             &WatchOptions {
                 resource_version: f.etcd.revision().to_string(),
                 recursive: true,
+                ..WatchOptions::default()
             },
         ))
         .unwrap();
@@ -139,6 +140,7 @@ fn a_watch_from_an_index_v2_no_longer_keeps_expires() {
             &WatchOptions {
                 resource_version: first.to_string(),
                 recursive: true,
+                ..WatchOptions::default()
             },
         ))
         .unwrap();
@@ -165,6 +167,7 @@ fn a_watch_from_an_index_v2_no_longer_keeps_expires() {
             &WatchOptions {
                 resource_version: (current - 10).to_string(),
                 recursive: true,
+                ..WatchOptions::default()
             },
         ))
         .unwrap();
@@ -184,6 +187,7 @@ fn a_quiet_watch_outlives_the_history_of_other_keys() {
             &WatchOptions {
                 resource_version: f.etcd.revision().to_string(),
                 recursive: true,
+                ..WatchOptions::default()
             },
         ))
         .unwrap();

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use apiserver_storage::config::Config;
 use apiserver_storage::factory;
-use apiserver_storage::storage::{Code, GetOptions, Interface, ListOptions, Object, Preconditions};
+use apiserver_storage::storage::{
+    Code, GetOptions, Interface, ListOptions, Object, Preconditions, Update, MAX_TTL_SECONDS,
+};
 use base64::Engine;
 use common::cbuild::manifest_dir;
 use common::{Backend, Etcd};
@@ -58,6 +60,7 @@ for_each_backend!(
     create_then_exists_and_rejects_resource_versions,
     guaranteed_update_loses_no_increment,
     guaranteed_update_preconditions_not_found_and_abort,
+    guaranteed_update_sets_keeps_and_clears_ttls,
     delete_with_and_without_preconditions,
     list_and_count_every_object_in_key_order,
     exact_reads_see_the_key_at_that_revision,
@@ -191,7 +194,7 @@ fn guaranteed_update_rewrites_stale_values_under_the_first_provider() {
             .unwrap();
     assert!(before.stale);
     // An unchanged object is still written, because the value is stale.
-    let mut same = |cur: Option<&Object>| Ok(cur.unwrap().data.clone());
+    let mut same = |cur: Option<&Object>| Ok(cur.unwrap().data.clone().into());
     let after =
         f.rt.block_on(s.guaranteed_update(key, false, None, &mut same))
             .unwrap();
@@ -234,7 +237,7 @@ fn guaranteed_update_loses_no_increment(backend: Backend) {
                     let mut inc = |cur: Option<&Object>| {
                         let mut v: Value = serde_json::from_slice(&cur.unwrap().data).unwrap();
                         v["n"] = json!(v["n"].as_i64().unwrap() + 1);
-                        Ok(serde_json::to_vec(&v).unwrap())
+                        Ok(serde_json::to_vec(&v).unwrap().into())
                     };
                     rt.block_on(s.guaranteed_update("/counters/c", false, None, &mut inc))
                         .unwrap();
@@ -249,10 +252,52 @@ fn guaranteed_update_loses_no_increment(backend: Backend) {
     assert_eq!(json_of(&end)["n"], 1600);
 }
 
+/// Go's `tryUpdate` may return a TTL: etcd3 attaches a lease for it and writes
+/// without one when none is given; etcd2 keeps the key's TTL unless given one.
+fn guaranteed_update_sets_keeps_and_clears_ttls(backend: Backend) {
+    let f = Fixture::with(backend);
+    let s = f.store("");
+    let full = "/registry/t/a";
+    f.rt.block_on(s.create("/t/a", &cm("a"), 0)).unwrap();
+    let mut n = 0;
+    let mut update = |ttl: Option<i64>| {
+        n += 1;
+        let object = cm(&format!("a{n}"));
+        f.rt.block_on(s.guaranteed_update("/t/a", false, None, &mut |_| {
+            Ok(Update {
+                object: object.clone(),
+                ttl,
+            })
+        }))
+    };
+    update(Some(300)).unwrap();
+    let ttl = f
+        .etcd
+        .ttl(full)
+        .expect("a TTL after an update that gave one");
+    // etcd3's lease manager grants 5 % more, for reuse; etcd2 counts down.
+    assert!((290..=315).contains(&ttl), "{ttl}");
+    update(None).unwrap();
+    match backend {
+        Backend::Etcd3 => assert_eq!(f.etcd.ttl(full), None, "no TTL given: no lease"),
+        Backend::Etcd2 => assert!(f.etcd.ttl(full).is_some(), "no TTL given: kept"),
+    }
+    update(Some(300)).unwrap();
+    update(Some(0)).unwrap();
+    assert_eq!(f.etcd.ttl(full), None, "a TTL of 0 clears it");
+    let before = f.raw(full);
+    for bad in [-1, i64::MIN, MAX_TTL_SECONDS + 1] {
+        let e = update(Some(bad)).unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument, "{bad}: {e}");
+        assert!(e.message.contains(&bad.to_string()), "{e}");
+    }
+    assert_eq!(f.raw(full), before, "a refused TTL writes nothing");
+}
+
 fn guaranteed_update_preconditions_not_found_and_abort(backend: Backend) {
     let f = Fixture::with(backend);
     let s = f.store("");
-    let mut set = |_: Option<&Object>| Ok(cm("u"));
+    let mut set = |_: Option<&Object>| Ok(cm("u").into());
     let e =
         f.rt.block_on(s.guaranteed_update("/u", false, None, &mut set))
             .unwrap_err();
@@ -573,7 +618,7 @@ fn the_compactor_compacts_with_the_kubernetes_protocol() {
         let mut bump = |cur: Option<&Object>| {
             let mut v: Value = serde_json::from_slice(&cur.unwrap().data).unwrap();
             v["data"]["n"] = json!(i.to_string());
-            Ok(serde_json::to_vec(&v).unwrap())
+            Ok(serde_json::to_vec(&v).unwrap().into())
         };
         f.rt.block_on(s.guaranteed_update("/c/a", false, None, &mut bump))
             .unwrap();

@@ -294,6 +294,7 @@ fn a_watch_counts_its_messages_and_resumptions() {
         let opts = WatchOptions {
             resource_version: from,
             recursive: true,
+            ..WatchOptions::default()
         };
         store.watch("pods", &opts).await.unwrap()
     });

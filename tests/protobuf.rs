@@ -182,7 +182,7 @@ fn writes_are_stored_as_protobuf_and_read_back_unchanged() {
     let mut relabel = |cur: Option<&apiserver_storage::storage::Object>| {
         let mut v: Value = serde_json::from_slice(&cur.unwrap().data).unwrap();
         v["data"]["mode"] = Value::String("safe".into());
-        Ok(serde_json::to_vec(&v).unwrap())
+        Ok(serde_json::to_vec(&v).unwrap().into())
     };
     let updated = rt
         .block_on(store.guaranteed_update(
@@ -251,7 +251,7 @@ fn fields_the_schema_does_not_know_are_reported_and_never_dropped() {
         let e = rt
             .block_on(store.guaranteed_update(&key, false, None, &mut |current| {
                 calls += 1;
-                Ok(current.unwrap().data.clone())
+                Ok(current.unwrap().data.clone().into())
             }))
             .unwrap_err();
         assert_eq!(e.code, Code::Unsupported, "{}", e.message);

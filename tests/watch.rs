@@ -37,6 +37,7 @@ fn watch(rt: &Runtime, s: &Arc<dyn Interface>, key: &str, rv: &str, recursive: b
     let opts = WatchOptions {
         resource_version: rv.into(),
         recursive,
+        ..WatchOptions::default()
     };
     rt.block_on(s.watch(key, &opts)).unwrap()
 }
@@ -152,6 +153,7 @@ fn a_thousand_writes_arrive_in_order(backend: Backend) {
             EventType::Added => added += 1,
             EventType::Modified => modified += 1,
             EventType::Deleted => deleted += 1,
+            EventType::Bookmark => panic!("event {i}: a bookmark no one asked for"),
         }
     }
     assert!(
@@ -268,6 +270,7 @@ fn single_key_and_recursive_watches_cover_different_keys() {
         let opts = WatchOptions {
             resource_version: rv.into(),
             recursive: true,
+            ..WatchOptions::default()
         };
         rt.block_on(s.watch(key, &opts)).err().unwrap().code
     };
@@ -634,4 +637,130 @@ fn a_watch_failing_tls_verification_ends_unreachable_and_is_logged(backend: Back
             "no warning saying {says:?} in:\n{logs}"
         );
     }
+}
+
+/// etcd's progress notifications (Go's `ProgressNotify`) come as bookmarks
+/// while the watch is idle, each past every event delivered before it.
+#[test]
+fn progress_notify_sends_bookmarks_while_idle() {
+    let etcd = Etcd::start_with(&["--experimental-watch-progress-notify-interval=300ms"]);
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let created = rt.block_on(s.create("/pods/p", &pod("p", 0), 0)).unwrap();
+    // etcd sends progress only to watches that have caught up with its revision.
+    etcd.put("/unrelated", b"x");
+    let opts = WatchOptions {
+        resource_version: created.resource_version.to_string(),
+        progress_notify: true,
+        ..WatchOptions::default()
+    };
+    let mut w = rt.block_on(s.watch("/pods/p", &opts)).unwrap();
+    let first = next_event(&rt, &mut w);
+    assert_eq!(first.event_type, EventType::Bookmark, "{first:?}");
+    assert!(
+        first.resource_version() > created.resource_version,
+        "{first:?}"
+    );
+    assert_eq!((first.key.as_str(), first.object.data.len()), ("", 0));
+    let update = |n| {
+        rt.block_on(s.guaranteed_update("/pods/p", false, None, &mut |_| Ok(pod("p", n).into())))
+            .unwrap()
+    };
+    let updated = update(1);
+    let event = loop {
+        match next_event(&rt, &mut w) {
+            e if e.event_type == EventType::Bookmark => {
+                assert!(e.resource_version() < updated.resource_version)
+            }
+            e => break e,
+        }
+    };
+    assert_eq!(
+        (event.event_type, event.resource_version()),
+        (EventType::Modified, updated.resource_version)
+    );
+    let after = next_event(&rt, &mut w);
+    assert_eq!(after.event_type, EventType::Bookmark);
+    assert!(after.resource_version() >= updated.resource_version);
+}
+
+/// A requested bookmark (Go's `RequestWatchProgress`) comes after every event
+/// up to etcd's revision, where etcd answers such requests correctly (3.4.31,
+/// 3.5.13 and later, as Kubernetes requires); before that it is refused.
+#[test]
+fn requested_progress_is_a_bookmark_at_the_current_revision() {
+    let etcd = Etcd::start();
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let mut c = client(&rt, &etcd);
+    let version = rt.block_on(c.status()).unwrap().version().to_owned();
+    let created = rt.block_on(s.create("/pods/q", &pod("q", 0), 0)).unwrap();
+    // etcd answers once the watch has caught up, which a watch from the
+    // future (after the newest revision) has not.
+    let current = etcd.put("/unrelated", b"x");
+    let mut w = watch(
+        &rt,
+        &s,
+        "/pods",
+        &created.resource_version.to_string(),
+        true,
+    );
+    let requester = w.progress_requester().unwrap();
+    let v: Vec<u64> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    let supported = match (v[0], v[1]) {
+        (3, 4) => v[2] >= 31,
+        (3, 5) => v[2] >= 13,
+        _ => true,
+    };
+    let asked = rt.block_on(requester.request());
+    if !supported {
+        let e = asked.unwrap_err();
+        assert_eq!(e.code, Code::Unsupported, "{e}");
+        assert!(e.message.contains(&version), "{e}");
+        assert_quiet(&rt, &mut w);
+        return;
+    }
+    asked.unwrap();
+    let bookmark = next_event(&rt, &mut w);
+    assert_eq!(bookmark.event_type, EventType::Bookmark);
+    assert_eq!(bookmark.resource_version(), current);
+    // Events written before a request come before its bookmark.
+    let revs: Vec<i64> = (0..20)
+        .map(|i| {
+            rt.block_on(s.create(&format!("/pods/r{i}"), &pod("r", i), 0))
+                .unwrap()
+                .resource_version
+        })
+        .collect();
+    rt.block_on(requester.request()).unwrap();
+    for rev in &revs {
+        let e = next_event(&rt, &mut w);
+        assert_eq!(
+            (e.event_type, e.resource_version()),
+            (EventType::Added, *rev)
+        );
+    }
+    let bookmark = next_event(&rt, &mut w);
+    assert_eq!(bookmark.event_type, EventType::Bookmark);
+    assert_eq!(bookmark.resource_version(), *revs.last().unwrap());
+    assert_quiet(&rt, &mut w);
+}
+
+/// etcd2 has neither progress notifications nor progress requests.
+#[test]
+fn etcd2_watches_refuse_progress() {
+    let etcd = Etcd::start_backend(Backend::Etcd2);
+    let rt = runtime();
+    let s = store(&rt, &etcd.config(""));
+    let opts = WatchOptions {
+        progress_notify: true,
+        ..WatchOptions::default()
+    };
+    let e = rt.block_on(s.watch("/pods", &opts)).err().unwrap();
+    assert_eq!(e.code, Code::Unsupported);
+    let w = watch(&rt, &s, "/pods", "", true);
+    assert_eq!(
+        w.progress_requester().err().unwrap().code,
+        Code::Unsupported
+    );
 }

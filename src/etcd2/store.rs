@@ -211,6 +211,11 @@ impl Interface for Store {
     async fn watch(&self, key: &str, opts: &WatchOptions) -> Result<Watch> {
         let key = join_key(&self.prefix, key)?;
         let from = parse_watch_resource_version(&opts.resource_version)?;
+        if opts.progress_notify {
+            return Err(StorageError::unsupported(
+                "etcd2 watches have no progress notifications",
+            ));
+        }
         let watcher = Watcher {
             client: self.client.clone(),
             codec: self.codec,
@@ -296,7 +301,8 @@ impl Interface for Store {
             };
             check_preconditions(&key, preconditions, current.as_ref())?;
             let updated = try_update(current.as_ref())?;
-            let value = self.to_storage(&key, &updated)?;
+            let new_ttl = updated.ttl.map(ttl_seconds).transpose()?;
+            let value = self.to_storage(&key, &updated.object)?;
             let (query, mut form) = match (&node, &current) {
                 (Some(node), Some(current)) => {
                     if node.value.as_deref() == Some(value.as_str()) {
@@ -312,11 +318,12 @@ impl Interface for Store {
                     vec![("value", value.as_str()), ("prevExist", "false")],
                 ),
             };
-            // As Go: an update keeps the key's TTL.
-            let ttl = node
-                .as_ref()
-                .and_then(|n| n.ttl)
-                .map(|t| t.max(1).to_string());
+            // As Go: an update keeps the key's TTL unless it gives one (0: none).
+            let ttl = match new_ttl {
+                Some(given) => given,
+                None => node.as_ref().and_then(|n| n.ttl).map(|t| t.max(1)),
+            }
+            .map(|t| t.to_string());
             if let Some(ttl) = &ttl {
                 form.push(("ttl", ttl.as_str()));
             }

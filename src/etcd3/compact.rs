@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::metrics::{Method, Metrics};
 use crate::storage::{Result, StorageError};
 
-const COMPACT_REV_KEY: &str = "compact_rev_key";
+/// Where every compactor of the cluster records the revision it compacts to
+/// (outside any prefix: kube-apiservers of all prefixes share it).
+pub(crate) const COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// One API server's side of Kubernetes' compaction protocol, a round at a
 /// time: what `compaction_interval_s` runs every interval. Several

@@ -3,6 +3,7 @@
 mod client;
 mod compact;
 mod continue_token;
+mod feature;
 mod health;
 mod lease;
 mod list;

@@ -325,6 +325,32 @@ impl Pool {
 }
 
 impl Pool {
+    /// The etcd version of each member, asked of each in turn: Kubernetes'
+    /// feature checks hold only when every endpoint has the feature.
+    pub async fn member_versions(&self, rpc: Rpc) -> Result<Vec<(String, String)>> {
+        let metrics = self.metrics.rpc(Method::Status);
+        let mut versions = Vec::new();
+        for member in self.members().iter() {
+            let asked = async {
+                self.login(member, rpc, rpc.timeout).await?;
+                let mut maintenance = member.client.maintenance_client();
+                attempt(
+                    rpc,
+                    &member.url,
+                    rpc.timeout,
+                    metrics.start(),
+                    maintenance.status(),
+                )
+                .await
+            };
+            let (status, call) = asked.await.map_err(Failure::into_error)?;
+            call.succeeded();
+            member.succeeded();
+            versions.push((member.url.clone(), status.version().to_owned()));
+        }
+        Ok(versions)
+    }
+
     /// Logs a member's client in before its first request, when credentials are configured.
     async fn login(
         &self,

@@ -7,8 +7,11 @@ use etcd_client::{
     Compare, CompareOp, GetOptions as EtcdGetOptions, GetResponse, KeyValue, PutOptions, Txn,
     TxnOp, TxnOpResponse, TxnResponse,
 };
+use tokio::sync::Notify;
 
 use super::client::{prefix_range_end, Rpc};
+use super::compact::COMPACT_REV_KEY;
+use super::feature::RequestProgress;
 use super::health::health_get;
 use super::lease::LeaseManager;
 use super::list;
@@ -26,7 +29,7 @@ use crate::storage::{
     Preconditions, Result, StorageError, TryUpdate,
 };
 use crate::value::Transformer;
-use crate::watch::{Watch, WatchOptions};
+use crate::watch::{ProgressRequester, Watch, WatchOptions};
 
 pub struct Store {
     pub(super) pool: Arc<Pool>,
@@ -39,6 +42,7 @@ pub struct Store {
     pub(super) rpc: Rpc,
     health: Rpc,
     leases: LeaseManager,
+    request_progress: Arc<RequestProgress>,
 }
 
 /// What Go's `getState` reads: the current value of a key.
@@ -53,6 +57,10 @@ impl Store {
     pub(crate) fn new(pool: Arc<Pool>, config: &Config, transformer: Arc<dyn Transformer>) -> Self {
         Store {
             leases: LeaseManager::new(pool.clone(), Rpc::new(config, config.request_timeout())),
+            request_progress: Arc::new(RequestProgress::new(
+                pool.clone(),
+                Rpc::new(config, config.request_timeout()),
+            )),
             pool,
             prefix: config.prefix.clone(),
             quorum: config.quorum,
@@ -242,13 +250,19 @@ impl Interface for Store {
     async fn watch(&self, key: &str, opts: &WatchOptions) -> Result<Watch> {
         let key = join_key(&self.prefix, key)?;
         let from = parse_watch_resource_version(&opts.resource_version)?;
+        let progress_wanted = Arc::new(Notify::new());
         let watcher = Watcher {
             pool: self.pool.clone(),
             rpc: self.rpc,
             transformer: self.transformer.clone(),
             codec: self.codec,
+            progress_notify: opts.progress_notify,
+            progress_wanted: progress_wanted.clone(),
         };
-        Ok(watcher.start(key, opts.recursive, from))
+        let requester = ProgressRequester::new(progress_wanted, self.request_progress.clone());
+        Ok(watcher
+            .start(key, opts.recursive, from)
+            .with_progress(requester))
     }
 
     async fn health(&self) -> Result<()> {
@@ -314,16 +328,20 @@ impl Interface for Store {
                 state.object.check_nothing_unknown(&key)?;
             }
             let updated = try_update(state.as_ref().map(|s| &s.object))?;
-            let (plain, stored) = self.to_storage(&key, &updated)?;
+            // As Go: no TTL given writes without a lease, like a TTL of 0.
+            let ttl = ttl_seconds(updated.ttl.unwrap_or(0))?;
+            let (plain, stored) = self.to_storage(&key, &updated.object)?;
             if let Some(state) = &state {
                 // Rewriting a stale value is how data moves to the current key.
+                // As Go, an unchanged object is not written even for a new TTL.
                 if !state.object.stale && plain == state.plain {
                     return Ok(state.object.clone());
                 }
             }
+            let lease = self.lease(ttl).await?;
             let txn = Txn::new()
                 .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
-                .and_then([TxnOp::put(key.as_str(), stored, None)])
+                .and_then([TxnOp::put(key.as_str(), stored, self.put_options(lease))])
                 .or_else([TxnOp::get(key.as_str(), None)]);
             let resp = self.txn(txn).await?;
             if !resp.succeeded() {
@@ -358,6 +376,21 @@ impl Interface for Store {
             .with_count_only();
         let resp = self.range(&key, options).await?;
         Ok(resp.count())
+    }
+
+    /// Reads `compact_rev_key` afresh, where Go's store reports what its
+    /// watch on that key last saw: the same value, without the watch's lag.
+    async fn compact_revision(&self) -> Result<i64> {
+        let resp = self.range(COMPACT_REV_KEY, self.read_options()).await?;
+        let Some(kv) = resp.kvs().first() else {
+            return Ok(0);
+        };
+        std::str::from_utf8(kv.value())
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| {
+                StorageError::corrupt(COMPACT_REV_KEY, "the recorded revision is not an integer")
+            })
     }
 
     fn metrics_text(&self) -> String {

@@ -17,11 +17,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use etcd_client::{
     Event as EtcdEvent, EventType as EtcdEventType, GetOptions, WatchOptions as EtcdWatch,
     WatchResponse,
 };
+use tokio::sync::Notify;
 
 use super::client::{classify, grpc_code, Failure, Rpc};
 use super::pool::Pool;
@@ -32,12 +34,20 @@ use crate::storage::{Code, Object, Result, StorageError};
 use crate::value::Transformer;
 use crate::watch::{queue, Backoff, Event, EventSender, EventType, Stop, Watch};
 
+/// etcd drops a progress request while the watch has not caught up with its
+/// revision: it is sent again this often until a bookmark answers it, as
+/// Kubernetes' watch cache does.
+const PROGRESS_RETRY: Duration = Duration::from_millis(100);
+
 /// What a watch needs from the store.
 pub(crate) struct Watcher {
     pub pool: Arc<Pool>,
     pub rpc: Rpc,
     pub transformer: Arc<dyn Transformer>,
     pub codec: Codec,
+    pub progress_notify: bool,
+    /// Notified when the consumer asks for a bookmark.
+    pub progress_wanted: Arc<Notify>,
 }
 
 impl Watcher {
@@ -111,12 +121,17 @@ impl Watcher {
         backoff: &mut Backoff,
     ) -> Stop {
         let mut resumed = false;
+        // A progress request not yet answered by a bookmark.
+        let mut progress_pending = false;
         loop {
             let mut options = EtcdWatch::new()
                 .with_start_revision(synced + 1)
                 .with_prev_key();
             if recursive {
                 options = options.with_prefix();
+            }
+            if self.progress_notify {
+                options = options.with_progress_notify();
             }
             let stream = retry(key, backoff, || {
                 self.pool.stream(self.rpc, Method::Watch, |c| {
@@ -134,12 +149,26 @@ impl Watcher {
                 tracing::info!(key, revision = synced + 1, "etcd watch resumed");
             }
             loop {
-                match stream.message().await {
+                let message = tokio::select! {
+                    message = stream.message() => message,
+                    () = self.progress_wanted.notified() => {
+                        progress_pending = true;
+                        // A failed send means a broken stream, which `message` reports.
+                        let _ = stream.request_progress().await;
+                        continue;
+                    }
+                    () = tokio::time::sleep(PROGRESS_RETRY), if progress_pending => {
+                        let _ = stream.request_progress().await;
+                        continue;
+                    }
+                };
+                match message {
                     Ok(Some(resp)) => {
                         call.received();
                         backoff.reset();
-                        if let Err(stop) = self.deliver(&resp, &mut synced, tx).await {
-                            return stop;
+                        match self.deliver(&resp, &mut synced, tx).await {
+                            Ok(bookmark) => progress_pending &= !bookmark,
+                            Err(stop) => return stop,
                         }
                     }
                     Ok(None) => {
@@ -170,13 +199,14 @@ impl Watcher {
         }
     }
 
-    /// Queues the events of one response, advancing `synced` past them.
+    /// Queues the events of one response, advancing `synced` past them;
+    /// tells whether it was a bookmark.
     async fn deliver(
         &self,
         resp: &WatchResponse,
         synced: &mut i64,
         tx: &EventSender,
-    ) -> std::result::Result<(), Stop> {
+    ) -> std::result::Result<bool, Stop> {
         if resp.compact_revision() != 0 {
             return Err(expired(*synced, resp.compact_revision()).into());
         }
@@ -191,6 +221,15 @@ impl Watcher {
                 StorageError::new(code, format!("etcd canceled the watch: {reason}")).into(),
             );
         }
+        if is_progress_notify(resp) {
+            let revision = resp.header().map_or(0, |h| h.revision());
+            // Every event up to it has come: a resumed stream can start after it.
+            if revision >= *synced {
+                queue(tx, Event::bookmark(revision), *synced).await?;
+                *synced = revision;
+            }
+            return Ok(true);
+        }
         // etcd never splits one revision across responses, so a broken stream
         // always resumes at a revision boundary.
         for e in resp.events() {
@@ -199,7 +238,7 @@ impl Watcher {
             queue(tx, event, rev - 1).await?;
             *synced = rev;
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Go's `parseEvent` and `transform`.
@@ -247,6 +286,15 @@ impl Watcher {
         )
         .map(|s| s.object)
     }
+}
+
+/// clientv3's `IsProgressNotify`: a response that carries only a revision.
+fn is_progress_notify(resp: &WatchResponse) -> bool {
+    resp.events().is_empty()
+        && !resp.canceled()
+        && !resp.created()
+        && resp.compact_revision() == 0
+        && resp.header().is_some_and(|h| h.revision() != 0)
 }
 
 /// Go's `interpretWatchError` for `ErrCompacted`.

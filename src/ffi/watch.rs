@@ -12,7 +12,7 @@ use super::boundary::{call, guard, opt_str_arg, out_arg, read_handle, str_arg, C
 use super::error::{c_string, storage_code, storage_error};
 use super::handle::{storage, HandleRuntime};
 use crate::storage::{Code, Object, StorageError};
-use crate::watch::{Event, EventType, Watch, WatchOptions};
+use crate::watch::{Event, EventType, ProgressRequester, Watch, WatchOptions};
 
 /// A watch on a key or a key prefix (Go's `storage.Interface.Watch`), created
 /// by `storage_watch_create` and freed with `storage_watch_destroy`. Calls of
@@ -40,7 +40,21 @@ pub enum storage_watch_event_type {
     STORAGE_WATCH_MODIFIED = 1,
     /// The key was deleted.
     STORAGE_WATCH_DELETED = 2,
+    /// No change (Go's `Bookmark`): every event up to the event's resource
+    /// version has been delivered. Its key is `""` and its object empty. Only
+    /// watches that asked for them get bookmarks: with
+    /// `STORAGE_WATCH_PROGRESS_NOTIFY` or `storage_watch_request_progress`.
+    STORAGE_WATCH_BOOKMARK = 3,
 }
+
+/// A flag of `storage_watch_create_with_flags`: watch every key under
+/// `key + "/"` instead of `key` alone.
+pub const STORAGE_WATCH_RECURSIVE: u32 = 1;
+/// A flag of `storage_watch_create_with_flags`: etcd's progress notifications
+/// (Go's `ProgressNotify`): while no event comes, a `STORAGE_WATCH_BOOKMARK`
+/// every `--watch-progress-notify-interval` of etcd (10 minutes by default).
+/// The etcd2 backend has none (`STORAGE_ERR_UNSUPPORTED`).
+pub const STORAGE_WATCH_PROGRESS_NOTIFY: u32 = 2;
 
 impl From<EventType> for storage_watch_event_type {
     fn from(t: EventType) -> Self {
@@ -48,6 +62,7 @@ impl From<EventType> for storage_watch_event_type {
             EventType::Added => storage_watch_event_type::STORAGE_WATCH_ADDED,
             EventType::Modified => storage_watch_event_type::STORAGE_WATCH_MODIFIED,
             EventType::Deleted => storage_watch_event_type::STORAGE_WATCH_DELETED,
+            EventType::Bookmark => storage_watch_event_type::STORAGE_WATCH_BOOKMARK,
         }
     }
 }
@@ -56,6 +71,8 @@ pub(crate) struct WatchHandle {
     /// The storage handle's runtime, kept alive while the watch is.
     runtime: Arc<HandleRuntime>,
     state: Mutex<WatchState>,
+    /// Outside `state`, so that a request does not wait for a waiting `next`.
+    progress: crate::storage::Result<ProgressRequester>,
 }
 
 struct WatchState {
@@ -99,20 +116,71 @@ pub extern "C" fn storage_watch_create(
     out_watch: *mut *mut storage_watch,
     out_error: *mut *mut storage_error,
 ) -> storage_code {
+    let flags = if recursive {
+        STORAGE_WATCH_RECURSIVE
+    } else {
+        0
+    };
+    storage_watch_create_with_flags(s, key, resource_version, flags, out_watch, out_error)
+}
+
+/// `storage_watch_create` with options as `flags`, a bitwise OR of
+/// `STORAGE_WATCH_RECURSIVE` and `STORAGE_WATCH_PROGRESS_NOTIFY` (0 for
+/// none). Any other bit is `STORAGE_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn storage_watch_create_with_flags(
+    s: *const storage,
+    key: *const c_char,
+    resource_version: *const c_char,
+    flags: u32,
+    out_watch: *mut *mut storage_watch,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
     call(out_error, || {
         let handle = storage::try_ref(s, "storage")?;
         let key = str_arg(key, "key")?;
+        let known = STORAGE_WATCH_RECURSIVE | STORAGE_WATCH_PROGRESS_NOTIFY;
+        if flags & !known != 0 {
+            return Err(StorageError::invalid_argument(format!(
+                "watch flags {flags:#x} hold unknown bits {:#x}",
+                flags & !known
+            )));
+        }
         let opts = WatchOptions {
             resource_version: opt_str_arg(resource_version, "resource_version")?.to_owned(),
-            recursive,
+            recursive: flags & STORAGE_WATCH_RECURSIVE != 0,
+            progress_notify: flags & STORAGE_WATCH_PROGRESS_NOTIFY != 0,
         };
         let out = out_arg(out_watch, "out_watch")?;
         let watch = handle.runtime.block_on(handle.store.watch(key, &opts))?;
         *out = storage_watch::into_raw(WatchHandle {
             runtime: handle.runtime.clone(),
+            progress: watch.progress_requester(),
             state: Mutex::new(WatchState { watch, ended: None }),
         });
         Ok(())
+    })
+}
+
+/// Asks etcd for a bookmark on this watch (Go's `RequestWatchProgress`): a
+/// `STORAGE_WATCH_BOOKMARK` comes after every event up to the revision etcd
+/// is at, soon (it waits for the watch to catch up). Requests made before one
+/// is answered may be answered by one bookmark. May be called while another
+/// thread waits in `storage_watch_next`.
+///
+/// Kubernetes relies on these only from etcd 3.4.31 and 3.5.13 on (earlier
+/// versions could send a bookmark ahead of events): with an older etcd on any
+/// endpoint, and with the etcd2 backend, it is `STORAGE_ERR_UNSUPPORTED`. The
+/// first call asks every endpoint its version.
+#[no_mangle]
+pub extern "C" fn storage_watch_request_progress(
+    w: *const storage_watch,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage_watch::try_ref(w, "watch")?;
+        let requester = handle.progress.as_ref().map_err(Clone::clone)?;
+        handle.runtime.block_on(requester.request())
     })
 }
 
@@ -197,7 +265,7 @@ pub extern "C" fn storage_watch_next(
 pub extern "C" fn storage_watch_destroy(w: *mut storage_watch) {
     guard((), || {
         if let Some(handle) = storage_watch::take(w) {
-            let WatchHandle { runtime, state } = *handle;
+            let WatchHandle { runtime, state, .. } = *handle;
             runtime.release(state);
         }
     })

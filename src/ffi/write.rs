@@ -7,7 +7,9 @@ use super::boundary::{call, opt_str_arg, out_arg, str_arg, Castable};
 use super::bytes::storage_bytes;
 use super::error::{storage_code, storage_code_int, storage_error};
 use super::handle::storage;
-use crate::storage::{Code, ListOptions, Object, Preconditions, Result, StorageError};
+use crate::storage::{
+    Code, ListOptions, Object, Preconditions, Result, StorageError, Update, MAX_TTL_SECONDS,
+};
 
 /// Preconditions of a delete or update (Go's `storage.Preconditions`): a
 /// NULL field is not checked. A mismatch is `STORAGE_ERR_INVALID_OBJ`.
@@ -134,6 +136,29 @@ pub type storage_update_fn = Option<
     ) -> storage_code_int,
 >;
 
+/// The update function of `storage_guaranteed_update_ttl`: as
+/// `storage_update_fn`, and it may also set the new object's TTL (Go's
+/// `*uint64` result of `tryUpdate`) in `*out_ttl_seconds`, which holds -1 when
+/// the callback is called:
+/// - left at -1: no TTL given. etcd3 writes the object without a lease (as Go,
+///   an earlier lease is dropped); etcd2 keeps the key's TTL.
+/// - 0: no TTL (etcd2 clears the key's TTL).
+/// - 1 to 8,999,999,940: the object expires that many seconds after the write
+///   (etcd3: a lease shared with objects of the same TTL, as Go's lease manager).
+///
+/// Any other value aborts the update with `STORAGE_ERR_INVALID_ARGUMENT`. As in
+/// Go, an object equal to the stored one is not written, whatever the TTL.
+pub type storage_update_ttl_fn = Option<
+    extern "C" fn(
+        user_data: *mut c_void,
+        current: *const u8,
+        current_len: usize,
+        out_new: *mut *const u8,
+        out_new_len: *mut usize,
+        out_ttl_seconds: *mut i64,
+    ) -> storage_code_int,
+>;
+
 /// Carries the caller's `user_data` into the update closure.
 struct UserData(*mut c_void);
 // SAFETY: the callback runs only on the thread that called
@@ -167,13 +192,78 @@ fn abort_code(code: storage_code_int) -> Option<StorageError> {
     Some(StorageError::new(code, message))
 }
 
+/// The TTL a `storage_update_ttl_fn` left in `*out_ttl_seconds`.
+fn returned_ttl(ttl: i64) -> Result<Option<i64>> {
+    match ttl {
+        -1 => Ok(None),
+        0..=MAX_TTL_SECONDS => Ok(Some(ttl)),
+        _ => Err(StorageError::invalid_argument(format!(
+            "try_update set a TTL of {ttl} seconds: -1 (none given), 0 (none) or 1 to {MAX_TTL_SECONDS}"
+        ))),
+    }
+}
+
+/// The one callback shape both update calls reduce to: `(current, len, &mut
+/// new, &mut new_len, &mut ttl) -> code`.
+type Callback<'a> = dyn FnMut(*const u8, usize, &mut *const u8, &mut usize, &mut i64) -> storage_code_int
+    + Send
+    + 'a;
+
+/// The body of both update calls.
+fn guaranteed_update(
+    s: *const storage,
+    key: *const c_char,
+    ignore_not_found: bool,
+    preconditions: *const storage_preconditions,
+    callback: Option<&mut Callback<'_>>,
+    out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let key = str_arg(key, "key")?;
+        let pre = self::preconditions(preconditions)?;
+        let callback =
+            callback.ok_or_else(|| StorageError::invalid_argument("try_update is NULL"))?;
+        let mut update = |current: Option<&Object>| -> Result<Update> {
+            let (ptr, len) =
+                current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
+            let (mut new, mut new_len, mut ttl) = (std::ptr::null::<u8>(), 0usize, -1i64);
+            // Outside the handle's runtime, the callback may call into the
+            // library like any other code: this handle, another, or destroying one.
+            let code = tokio::task::block_in_place(|| {
+                callback(ptr, len, &mut new, &mut new_len, &mut ttl)
+            });
+            if let Some(abort) = abort_code(code) {
+                return Err(abort);
+            }
+            Ok(Update {
+                object: bytes_arg(new, new_len, "the object try_update returned")?.to_vec(),
+                ttl: returned_ttl(ttl)?,
+            })
+        };
+        let updated = handle.block_on(handle.store.guaranteed_update(
+            key,
+            ignore_not_found,
+            pre.as_ref(),
+            &mut update,
+        ))?;
+        // SAFETY: a non-NULL out-parameter points to writable memory.
+        if let Some(out) = unsafe { out_object.as_mut() } {
+            put_object(out, updated);
+        }
+        Ok(())
+    })
+}
+
 /// Go's `GuaranteedUpdate`: reads `key`, calls `try_update` with the current
 /// object, and writes the result only if the key's ModRevision is unchanged,
 /// calling `try_update` again with the new current object otherwise. The write
 /// is skipped when the new object equals the stored one and the stored value is
 /// not stale (a stale value is always rewritten: this is how data moves to the
 /// current encryption key). Writes the resulting object to `*out_object` (when
-/// not NULL).
+/// not NULL). The object is written without a TTL (etcd2: keeps the key's);
+/// `storage_guaranteed_update_ttl` lets the callback set one.
 ///
 /// `try_update` runs on the calling thread, possibly several times, outside the
 /// library's own threads: it may call any function of the library, on this
@@ -191,38 +281,54 @@ pub extern "C" fn storage_guaranteed_update(
     out_object: *mut storage_bytes,
     out_error: *mut *mut storage_error,
 ) -> storage_code {
-    call(out_error, || {
-        let handle = storage::try_ref(s, "storage")?;
-        let key = str_arg(key, "key")?;
-        let pre = self::preconditions(preconditions)?;
-        let f = try_update.ok_or_else(|| StorageError::invalid_argument("try_update is NULL"))?;
-        let user_data = UserData(user_data);
-        let mut update = |current: Option<&Object>| -> Result<Vec<u8>> {
-            let (ptr, len) =
-                current.map_or((std::ptr::null(), 0), |o| (o.data.as_ptr(), o.data.len()));
-            let (mut new, mut new_len) = (std::ptr::null::<u8>(), 0usize);
-            // Outside the handle's runtime, the callback may call into the
-            // library like any other code: this handle, another, or destroying one.
-            let code = tokio::task::block_in_place(|| {
-                f(user_data.get(), ptr, len, &mut new, &mut new_len)
-            });
-            if let Some(abort) = abort_code(code) {
-                return Err(abort);
-            }
-            Ok(bytes_arg(new, new_len, "the object try_update returned")?.to_vec())
-        };
-        let updated = handle.block_on(handle.store.guaranteed_update(
-            key,
-            ignore_not_found,
-            pre.as_ref(),
-            &mut update,
-        ))?;
-        // SAFETY: a non-NULL out-parameter points to writable memory.
-        if let Some(out) = unsafe { out_object.as_mut() } {
-            put_object(out, updated);
+    let user_data = UserData(user_data);
+    let mut callback = try_update.map(|f| {
+        move |cur, len, new: &mut _, new_len: &mut _, _: &mut i64| {
+            f(user_data.get(), cur, len, new, new_len)
         }
-        Ok(())
-    })
+    });
+    let callback = callback.as_mut().map(|c| c as &mut Callback<'_>);
+    guaranteed_update(
+        s,
+        key,
+        ignore_not_found,
+        preconditions,
+        callback,
+        out_object,
+        out_error,
+    )
+}
+
+/// `storage_guaranteed_update` with a callback that may also give the new
+/// object's TTL (Go's `tryUpdate` returning a `*uint64`); see
+/// `storage_update_ttl_fn`.
+#[no_mangle]
+pub extern "C" fn storage_guaranteed_update_ttl(
+    s: *const storage,
+    key: *const c_char,
+    ignore_not_found: bool,
+    preconditions: *const storage_preconditions,
+    try_update: storage_update_ttl_fn,
+    user_data: *mut c_void,
+    out_object: *mut storage_bytes,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    let user_data = UserData(user_data);
+    let mut callback = try_update.map(|f| {
+        move |cur, len, new: &mut _, new_len: &mut _, ttl: &mut _| {
+            f(user_data.get(), cur, len, new, new_len, ttl)
+        }
+    });
+    let callback = callback.as_mut().map(|c| c as &mut Callback<'_>);
+    guaranteed_update(
+        s,
+        key,
+        ignore_not_found,
+        preconditions,
+        callback,
+        out_object,
+        out_error,
+    )
 }
 
 /// Go's `List`: the objects under `key` (a directory: `key + "/"`), in key
@@ -282,6 +388,26 @@ pub extern "C" fn storage_count(
         let key = str_arg(key, "key")?;
         let out = out_arg(out_count, "out_count")?;
         *out = handle.block_on(handle.store.count(key))?;
+        Ok(())
+    })
+}
+
+/// Go's `CompactRevision`: the revision etcd's history was last compacted to,
+/// as the cluster's compactors (kube-apiserver's, or this library's with
+/// `compaction_interval_s`) record it under etcd's `compact_rev_key`; 0 when
+/// none is recorded. Resource versions below it are gone
+/// (`STORAGE_ERR_EXPIRED`). Read from etcd on each call. The etcd2 backend
+/// keeps no history: `STORAGE_ERR_UNSUPPORTED`.
+#[no_mangle]
+pub extern "C" fn storage_compact_revision(
+    s: *const storage,
+    out_revision: *mut i64,
+    out_error: *mut *mut storage_error,
+) -> storage_code {
+    call(out_error, || {
+        let handle = storage::try_ref(s, "storage")?;
+        let out = out_arg(out_revision, "out_revision")?;
+        *out = handle.block_on(handle.store.compact_revision())?;
         Ok(())
     })
 }

@@ -418,6 +418,28 @@ impl Etcd {
         self.writer().get(key).unwrap().map(|(value, _)| value)
     }
 
+    /// The TTL a full etcd key carries, `None` when it has none: etcd3, the
+    /// granted TTL of its lease; etcd2, the key's remaining TTL.
+    pub fn ttl(&self, key: &str) -> Option<i64> {
+        match self.backend {
+            Backend::Etcd3 => self.block_on(async {
+                let mut c = self.client().await.unwrap();
+                let resp = c.get(key, None).await.unwrap();
+                let lease = resp.kvs().first()?.lease();
+                if lease == 0 {
+                    return None;
+                }
+                let ttl = c.lease_time_to_live(lease, None).await.unwrap();
+                Some(ttl.granted_ttl())
+            }),
+            Backend::Etcd2 => {
+                let path = format!("/v2/keys{key}");
+                let (_, _, body) = v2(&self.running_endpoints()[0], "GET", &path, None).unwrap();
+                body["node"]["ttl"].as_i64()
+            }
+        }
+    }
+
     /// The keys under a full etcd key prefix (a directory) with their
     /// revisions, in key order.
     pub fn revisions_under(&self, prefix: &str) -> Vec<(String, i64)> {
