@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use common::cbuild::{
     assert_no_valgrind_errors, assert_success, c_command, compile_c, manifest_dir, run_c,
 };
-use common::{free_port, Backend, Etcd};
+use common::{answers_progress_requests, free_port, Backend, Etcd};
 
 fn api_test() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -139,6 +139,7 @@ for_each_backend!(
     stopped_etcd_fails_health_within_its_timeout,
     health_check_turns_healthy_after_etcd_starts,
     writes_lists_and_counts_through_the_c_abi,
+    update_callbacks_set_ttls,
 );
 
 fn stopped_etcd_fails_health_within_its_timeout(backend: Backend) {
@@ -346,4 +347,40 @@ fn logs_go_to_stderr_when_asked_and_keep_secrets_out() {
 #[test]
 fn without_the_variable_nothing_is_logged() {
     assert_eq!(logs_of(None), "");
+}
+
+/// A TTL returned by the update callback reaches etcd (etcd3: a lease; etcd2:
+/// the key's TTL); out-of-range ones are refused.
+fn update_callbacks_set_ttls(backend: Backend) {
+    let etcd = Etcd::start_backend(backend);
+    run("ttl", &[&etcd.config(""), "/events/t"]);
+    let ttl = etcd.ttl("/registry/events/t").expect("a TTL on the key");
+    assert!((290..=315).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn the_compacted_revision_through_the_c_abi() {
+    let etcd = Etcd::start();
+    etcd.put("compact_rev_key", b"42");
+    run("compact_revision", &[&etcd.config(""), "42"]);
+}
+
+/// Bookmarks: etcd's progress notifications, and requested ones where etcd's
+/// version answers them correctly (3.4.31, 3.5.13 and later).
+#[test]
+fn bookmarks_through_the_c_abi() {
+    let etcd = Etcd::start_with(&["--experimental-watch-progress-notify-interval=300ms"]);
+    let rv = etcd.put("/registry/pods/a", b"{}");
+    // etcd answers watches that have caught up with its revision.
+    etcd.put("/unrelated", b"x");
+    let version = etcd.version();
+    let requests = if answers_progress_requests(&version) {
+        "supported"
+    } else {
+        version.as_str()
+    };
+    run(
+        "bookmarks",
+        &[&etcd.config(""), "/pods", &rv.to_string(), requests],
+    );
 }

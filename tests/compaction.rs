@@ -61,6 +61,10 @@ fn servers_taking_turns_compact_where_go_would() {
     let mut a = rt.block_on(Compactor::new(&config)).unwrap();
     let mut b = rt.block_on(Compactor::new(&config)).unwrap();
     let round = |c: &mut Compactor| rt.block_on(c.round()).unwrap();
+    let (store, _destroy) = rt.block_on(factory::create(&config)).unwrap();
+    // Go's `CompactRevision`: what the compactors recorded.
+    let recorded = || rt.block_on(store.compact_revision()).unwrap();
+    assert_eq!(recorded(), 0, "nothing recorded yet");
 
     // A bootstraps the clock: it records the revision and compacts nothing.
     let before = write(&etcd, 3);
@@ -97,6 +101,7 @@ fn servers_taking_turns_compact_where_go_would() {
         }
     );
     assert_eq!(compacted(&rt, &etcd), b_saw);
+    assert_eq!(recorded(), b_saw);
     assert_eq!(
         etcd.raw("/compact_rev_key")
             .or_else(|| etcd.raw("compact_rev_key")),
@@ -126,10 +131,10 @@ fn servers_taking_turns_compact_where_go_would() {
         }
     );
     assert_eq!(compacted(&rt, &etcd), a_saw);
+    assert_eq!(recorded(), a_saw);
 
     // What the library serves reflects it: a watch from before is EXPIRED,
     // one from the compacted revision on is not.
-    let (store, _destroy) = rt.block_on(factory::create(&config)).unwrap();
     let from = |rv: i64| WatchOptions {
         resource_version: rv.to_string(),
         recursive: true,
@@ -180,4 +185,24 @@ fn two_handles_with_compaction_intervals_keep_history_compacted() {
     }
     destroy1();
     destroy2();
+}
+
+/// A `compact_rev_key` that holds no revision is reported, not read as 0;
+/// etcd2 keeps no history to compact.
+#[test]
+fn compact_revision_refuses_a_malformed_record_and_etcd2() {
+    let etcd = Etcd::start();
+    let rt = Runtime::new().unwrap();
+    let config = Config::from_json(&etcd.config("")).unwrap();
+    let (store, _destroy) = rt.block_on(factory::create(&config)).unwrap();
+    etcd.put("compact_rev_key", b"12x");
+    let e = rt.block_on(store.compact_revision()).unwrap_err();
+    assert_eq!(e.code, Code::CorruptObj, "{e}");
+    assert!(e.message.contains("compact_rev_key"), "{e}");
+
+    let v2 = Etcd::start_backend(common::Backend::Etcd2);
+    let config = Config::from_json(&v2.config("")).unwrap();
+    let (store, _destroy) = rt.block_on(factory::create(&config)).unwrap();
+    let e = rt.block_on(store.compact_revision()).unwrap_err();
+    assert_eq!(e.code, Code::Unsupported, "{e}");
 }

@@ -16,7 +16,7 @@ use apiserver_storage::factory;
 use apiserver_storage::storage::{Code, Interface, Result, StorageError};
 use apiserver_storage::value;
 use apiserver_storage::watch::{Event, EventType, Watch, WatchOptions};
-use common::{Backend, Etcd};
+use common::{answers_progress_requests, Backend, Etcd};
 use etcd_client::Client;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
@@ -692,8 +692,7 @@ fn requested_progress_is_a_bookmark_at_the_current_revision() {
     let etcd = Etcd::start();
     let rt = runtime();
     let s = store(&rt, &etcd.config(""));
-    let mut c = client(&rt, &etcd);
-    let version = rt.block_on(c.status()).unwrap().version().to_owned();
+    let version = etcd.version();
     let created = rt.block_on(s.create("/pods/q", &pod("q", 0), 0)).unwrap();
     // etcd answers once the watch has caught up, which a watch from the
     // future (after the newest revision) has not.
@@ -706,12 +705,7 @@ fn requested_progress_is_a_bookmark_at_the_current_revision() {
         true,
     );
     let requester = w.progress_requester().unwrap();
-    let v: Vec<u64> = version.split('.').map(|p| p.parse().unwrap()).collect();
-    let supported = match (v[0], v[1]) {
-        (3, 4) => v[2] >= 31,
-        (3, 5) => v[2] >= 13,
-        _ => true,
-    };
+    let supported = answers_progress_requests(&version);
     let asked = rt.block_on(requester.request());
     if !supported {
         let e = asked.unwrap_err();

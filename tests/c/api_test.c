@@ -1,6 +1,7 @@
 /* C-side tests of the ABI, driven by tests/c_api.rs: `api_test CASE ARGS...`.
  * Each case exits 0 when every check passes. */
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -511,6 +512,7 @@ static const char *event_type_name(storage_watch_event_type t) {
     case STORAGE_WATCH_ADDED: return "ADDED";
     case STORAGE_WATCH_MODIFIED: return "MODIFIED";
     case STORAGE_WATCH_DELETED: return "DELETED";
+    case STORAGE_WATCH_BOOKMARK: return "BOOKMARK";
     default: return "INVALID";
   }
 }
@@ -785,6 +787,116 @@ static void case_logs(char **argv) {
   storage_destroy(s);
 }
 
+/* Sets the TTL in user_data (an int64_t) on the object {"metadata":{"name":"t"}}. */
+static storage_code with_ttl(void *user_data, const uint8_t *current, size_t current_len, const uint8_t **out_new,
+                             size_t *out_new_len, int64_t *out_ttl_seconds) {
+  static const char body[] = "{\"metadata\":{\"name\":\"t\"},\"v\":1}";
+  (void)current, (void)current_len;
+  if (*out_ttl_seconds != -1) return STORAGE_ERR_INTERNAL; /* documented start value */
+  *out_new = (const uint8_t *)body;
+  *out_new_len = sizeof body - 1;
+  *out_ttl_seconds = *(const int64_t *)user_data;
+  return STORAGE_OK;
+}
+
+/* ttl CONFIG KEY: creates KEY through storage_guaranteed_update_ttl with a TTL
+ * of 300 s (the driver checks etcd holds it), then tries TTLs that are refused. */
+static void case_ttl(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_error *err = NULL;
+  int64_t ttl = 300;
+  storage_bytes obj = {NULL, 0};
+  storage_code rc = storage_guaranteed_update_ttl(s, argv[1], true, NULL, with_ttl, &ttl, &obj, &err);
+  CHECK(rc == STORAGE_OK, "update with a TTL: %d %s", rc, storage_error_message(err));
+  CHECK(contains(&obj, "\"name\":\"t\""), "the stored object is returned");
+  storage_bytes_free(obj);
+  const int64_t refused[] = {-2, INT64_MIN, 9000000000LL};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    ttl = refused[i];
+    char needle[32];
+    snprintf(needle, sizeof needle, "%lld", (long long)ttl);
+    EXPECT_ERR(storage_guaranteed_update_ttl(s, argv[1], false, NULL, with_ttl, &ttl, NULL, &err),
+               STORAGE_ERR_INVALID_ARGUMENT, needle, "a refused TTL");
+  }
+  EXPECT_ERR(storage_guaranteed_update_ttl(s, argv[1], false, NULL, NULL, NULL, NULL, &err),
+             STORAGE_ERR_INVALID_ARGUMENT, "try_update", "NULL callback");
+  EXPECT_ERR(storage_guaranteed_update_ttl(NULL, argv[1], false, NULL, with_ttl, &ttl, NULL, &err),
+             STORAGE_ERR_INVALID_ARGUMENT, "storage", "NULL storage");
+  storage_destroy(s);
+}
+
+/* compact_revision CONFIG WANT: storage_compact_revision reads WANT, the
+ * revision the driver recorded under compact_rev_key. */
+static void case_compact_revision(char **argv) {
+  storage *s = must_create(argv[0]);
+  storage_error *err = NULL;
+  int64_t rev = -1;
+  storage_code rc = storage_compact_revision(s, &rev, &err);
+  CHECK(rc == STORAGE_OK && rev == atoll(argv[1]), "compact revision %lld, want %s: %d %s", (long long)rev, argv[1],
+        rc, storage_error_message(err));
+  storage_error_free(err);
+  EXPECT_ERR(storage_compact_revision(s, NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "out_revision", "NULL out");
+  EXPECT_ERR(storage_compact_revision(NULL, &rev, &err), STORAGE_ERR_INVALID_ARGUMENT, "storage", "NULL storage");
+  storage_destroy(s);
+}
+
+/* Reads the next event and checks it is a bookmark at `rv` or later. */
+static void expect_bookmark(storage_watch *w, long long rv, const char *what) {
+  storage_watch_event *e = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_next(w, 30000, &e, &err);
+  CHECK(rc == STORAGE_OK, "%s: next: %d %s", what, rc, storage_error_message(err));
+  storage_error_free(err);
+  if (rc != STORAGE_OK) return;
+  size_t len = 1;
+  const uint8_t *obj = storage_watch_event_object(e, &len);
+  CHECK(storage_watch_event_get_type(e) == STORAGE_WATCH_BOOKMARK, "%s: type %d", what,
+        storage_watch_event_get_type(e));
+  CHECK(storage_watch_event_resource_version(e) >= rv, "%s: bookmark at %lld, want %lld or later", what,
+        (long long)storage_watch_event_resource_version(e), rv);
+  CHECK(obj != NULL && len == 0 && strcmp(storage_watch_event_key(e), "") == 0, "%s: a bookmark has no key or object",
+        what);
+  storage_watch_event_free(e);
+}
+
+/* bookmarks CONFIG KEY RV REQUESTS: watches KEY after RV, with
+ * STORAGE_WATCH_PROGRESS_NOTIFY (etcd runs with a short progress interval) and
+ * without. REQUESTS is "supported" (a requested bookmark comes at RV or later)
+ * or etcd's version (requests are refused, naming it). */
+static void case_bookmarks(char **argv) {
+  storage *s = must_create(argv[0]);
+  long long rv = atoll(argv[2]);
+  storage_watch *w = NULL;
+  storage_error *err = NULL;
+  const uint32_t odd_flags[] = {4, 0x80000000u, 0xffffffffu};
+  for (size_t i = 0; i < sizeof odd_flags / sizeof odd_flags[0]; i++)
+    EXPECT_ERR(storage_watch_create_with_flags(s, argv[1], argv[2], odd_flags[i], &w, &err),
+               STORAGE_ERR_INVALID_ARGUMENT, "unknown bits", "odd flags");
+  CHECK(w == NULL, "out_watch written on failure");
+  storage_code rc = storage_watch_create_with_flags(s, argv[1], argv[2],
+                                                    STORAGE_WATCH_RECURSIVE | STORAGE_WATCH_PROGRESS_NOTIFY, &w, &err);
+  CHECK(rc == STORAGE_OK, "watch with progress notifications: %d %s", rc, storage_error_message(err));
+  if (rc == STORAGE_OK) {
+    expect_bookmark(w, rv, "progress notification");
+    storage_watch_destroy(w);
+  }
+  storage_error_free(err);
+  err = NULL;
+  rc = storage_watch_create_with_flags(s, argv[1], argv[2], STORAGE_WATCH_RECURSIVE, &w, &err);
+  CHECK(rc == STORAGE_OK, "watch: %d %s", rc, storage_error_message(err));
+  if (rc == STORAGE_OK) {
+    if (strcmp(argv[3], "supported") == 0) {
+      CHECK(storage_watch_request_progress(w, &err) == STORAGE_OK, "request: %s", storage_error_message(err));
+      expect_bookmark(w, rv, "requested bookmark");
+    } else {
+      EXPECT_ERR(storage_watch_request_progress(w, &err), STORAGE_ERR_UNSUPPORTED, argv[3], "old etcd");
+    }
+    storage_watch_destroy(w);
+  }
+  EXPECT_ERR(storage_watch_request_progress(NULL, &err), STORAGE_ERR_INVALID_ARGUMENT, "watch", "NULL watch");
+  storage_destroy(s);
+}
+
 int main(int argc, char **argv) {
   static const struct test_case cases[] = {
       {"roundtrip", 5, case_roundtrip}, {"raw", 3, case_raw},         {"corrupt", 3, case_corrupt}, {"info", 5, case_info}, {"writes", 3, case_writes}, {"fork", 2, case_fork},
@@ -793,6 +905,8 @@ int main(int argc, char **argv) {
       {"watch", 4, case_watch},         {"watch_expired", 3, case_watch_expired},
       {"watch_destroy", 2, case_watch_destroy}, {"watch_nulls", 1, case_watch_nulls},
       {"metrics", 5, case_metrics},     {"logs", 2, case_logs},
+      {"ttl", 2, case_ttl},             {"compact_revision", 2, case_compact_revision},
+      {"bookmarks", 4, case_bookmarks},
   };
   return run_case(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -418,6 +418,14 @@ impl Etcd {
         self.writer().get(key).unwrap().map(|(value, _)| value)
     }
 
+    /// The version the (first running) etcd server reports.
+    pub fn version(&self) -> String {
+        self.block_on(async {
+            let mut c = self.client().await.unwrap();
+            c.status().await.unwrap().version().to_owned()
+        })
+    }
+
     /// The TTL a full etcd key carries, `None` when it has none: etcd3, the
     /// granted TTL of its lease; etcd2, the key's remaining TTL.
     pub fn ttl(&self, key: &str) -> Option<i64> {
@@ -756,4 +764,15 @@ pub fn k8s_api_testdata() -> PathBuf {
         "{dir:?} is missing: scripts/install-deps.sh downloads {K8S_API_MODULE} into the Go module cache"
     );
     dir
+}
+
+/// Whether etcd `version` answers watch progress requests only once the
+/// watch has caught up: 3.4.31, 3.5.13 and later (kubernetes#123192).
+pub fn answers_progress_requests(version: &str) -> bool {
+    let v: Vec<u64> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    match (v[0], v[1]) {
+        (3, 4) => v[2] >= 31,
+        (3, 5) => v[2] >= 13,
+        _ => true,
+    }
 }
