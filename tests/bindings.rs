@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::cbuild::{assert_success, go_command, lib_dir, manifest_dir};
-use common::Etcd;
+use common::{answers_progress_requests, Etcd};
 
 #[test]
 fn python_bindings() {
@@ -34,6 +34,14 @@ fn go_bindings() {
     let output = go_command("bindings/go/storage", work.path())
         .args(["test", "-race", "-v", "-count=1", "."])
         .env("ETCD_ENDPOINT", etcd.endpoint())
+        .env(
+            "ETCD_ANSWERS_PROGRESS",
+            if answers_progress_requests(&etcd.version()) {
+                "1"
+            } else {
+                "0"
+            },
+        )
         .output()
         .expect("the Go toolchain (Debian's golang-go)");
     eprintln!("{}", String::from_utf8_lossy(&output.stdout));

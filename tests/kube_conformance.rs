@@ -19,20 +19,12 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "one case makes the stored value stale by swapping the value transformer at run time; the library's transformer is fixed when the handle is created",
     ),
     (
-        "TestGuaranteedUpdateWithTTL",
-        "the C ABI's update callback cannot return a TTL, so an update cannot attach a lease",
-    ),
-    (
         "TestGuaranteedUpdateChecksStoredData",
         "swaps the value transformer at run time",
     ),
     (
         "TestTransformationFailure",
         "swaps the value transformer at run time",
-    ),
-    (
-        "TestCompactRevision",
-        "CompactRevision reports the revision the store last saw compacted: the library does not expose it",
     ),
     (
         "TestListResourceVersionMatch",
@@ -43,10 +35,6 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "swaps the value transformer at run time",
     ),
     (
-        "TestProgressNotify",
-        "the C ABI has no progress notifications (etcd's WithProgressNotify) on watches",
-    ),
-    (
         "TestWatchErrorIsBlockingFurtherEvents",
         "swaps the value transformer at run time",
     ),
@@ -54,7 +42,8 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
 
 #[test]
 fn kubernetes_storage_tests() {
-    let etcd = Etcd::start();
+    // As Kubernetes' etcd3 tests: progress notifications every second.
+    let etcd = Etcd::start_with(&["--experimental-watch-progress-notify-interval=1s"]);
     let started = Instant::now();
     let output = go_module_command("tests/kube/conformance")
         .args(["test", "-json", "-count=1", "-timeout=600s", "."])

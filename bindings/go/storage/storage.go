@@ -337,6 +337,21 @@ func (st *Storage) Count(ctx context.Context, key string) (int64, error) {
 	return int64(n), err
 }
 
+// CompactRevision is Go's storage.Interface.CompactRevision: the revision
+// etcd's history was last compacted to, as the cluster's compactors record it
+// (0 when none is), read from etcd. An *Error with CodeUnsupported on etcd2.
+func (st *Storage) CompactRevision(ctx context.Context) (int64, error) {
+	var rev C.int64_t
+	err := st.call(ctx, func(s *C.storage) error {
+		var cErr *C.storage_error
+		if rc := C.storage_compact_revision(s, &rev, &cErr); rc != C.STORAGE_OK {
+			return takeError(rc, cErr)
+		}
+		return nil
+	})
+	return int64(rev), err
+}
+
 // Metrics is the store's metrics in the Prometheus text exposition format
 // (version 0.0.4), ready to serve on /metrics: go-grpc-prometheus' client
 // metrics for the etcd RPCs and the library's own counters. The counts are

@@ -460,3 +460,51 @@ func TestWatchEndsWithItsContextAndStop(t *testing.T) {
 		t.Fatalf("watch with a cancelled context: %v", err)
 	}
 }
+
+// A TTL from the update function becomes a lease: the key expires, which a
+// watch sees. Bookmarks come on request where etcd answers requests correctly
+// (ETCD_ANSWERS_PROGRESS, set by tests/bindings.rs from etcd's version).
+func TestUpdateTTLsBookmarksAndCompactRevision(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	one := uint64(1)
+	created, err := s.GuaranteedUpdateWithTTL(ctx, "/leased/a", nil, true, func([]byte, int64, bool) ([]byte, *uint64, error) {
+		return []byte(`{"metadata":{"name":"a"}}`), &one, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := uint64(1) << 63
+	_, err = s.GuaranteedUpdateWithTTL(ctx, "/leased/a", nil, false, func([]byte, int64, bool) ([]byte, *uint64, error) {
+		return []byte(`{"metadata":{"name":"a"},"n":1}`), &huge, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Fatalf("a TTL past int64: %v", err)
+	}
+	w, err := s.Watch(ctx, "/leased", WatchOptions{ResourceVersion: fmt.Sprint(resourceVersionOf(created)), Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	select {
+	case ev := <-w.ResultChan():
+		if ev.Type != EventDeleted || ev.Key != "/gotest/leased/a" {
+			t.Fatalf("want the lease's deletion, got %+v", ev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the key did not expire")
+	}
+	err = w.RequestProgress()
+	if os.Getenv("ETCD_ANSWERS_PROGRESS") == "1" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := <-w.ResultChan(); ev.Type != EventBookmark || ev.Key != "" || len(ev.Object) != 0 {
+			t.Fatalf("want a bookmark, got %+v", ev)
+		}
+	} else if e, ok := err.(*Error); !ok || e.Code() != CodeUnsupported {
+		t.Fatalf("an etcd older than 3.4.31 must refuse progress requests: %v", err)
+	}
+	if rev, err := s.CompactRevision(ctx); err != nil || rev != 0 {
+		t.Fatalf("a fresh etcd has no compaction recorded: %d %v", rev, err)
+	}
+}

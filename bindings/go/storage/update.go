@@ -4,14 +4,16 @@ package storage
 #include <stdlib.h>
 #include "apiserver_storage.h"
 
-// The trampoline below, as cgo exports it (storage_update_fn up to const).
-extern storage_code goStorageUpdate(void *, uint8_t *, size_t, uint8_t **, size_t *);
+// The trampoline below, as cgo exports it (storage_update_ttl_fn up to const).
+extern storage_code goStorageUpdate(void *, uint8_t *, size_t, uint8_t **, size_t *, int64_t *);
 */
 import "C"
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"runtime/cgo"
 	"strconv"
 	"unsafe"
@@ -32,10 +34,16 @@ type Preconditions struct {
 // Returning an error aborts the update with that error.
 type UpdateFunc func(current []byte, resourceVersion int64, exists bool) ([]byte, error)
 
+// UpdateWithTTLFunc is an UpdateFunc that may also return the new object's
+// TTL in seconds, as Go's storage.UpdateFunc does: nil for none given (etcd3
+// writes without a lease; etcd2 keeps the key's TTL), 0 for none, N for an
+// N-second TTL (at most 8,999,999,940).
+type UpdateWithTTLFunc func(current []byte, resourceVersion int64, exists bool) ([]byte, *uint64, error)
+
 // update is one GuaranteedUpdate's state, reached from C through a cgo.Handle.
 type update struct {
 	ctx    context.Context
-	try    UpdateFunc
+	try    UpdateWithTTLFunc
 	err    error          // what tryUpdate or ctx aborted with
 	result unsafe.Pointer // C copy of tryUpdate's last result: C reads it after the callback returns
 }
@@ -50,7 +58,7 @@ func (u *update) freeResult() {
 const abortCode = C.STORAGE_ERR_INTERNAL
 
 //export goStorageUpdate
-func goStorageUpdate(userData unsafe.Pointer, current *C.uint8_t, currentLen C.size_t, outNew **C.uint8_t, outNewLen *C.size_t) (code C.storage_code) {
+func goStorageUpdate(userData unsafe.Pointer, current *C.uint8_t, currentLen C.size_t, outNew **C.uint8_t, outNewLen *C.size_t, outTTL *C.int64_t) (code C.storage_code) {
 	u := (*(*cgo.Handle)(userData)).Value().(*update)
 	defer func() {
 		if r := recover(); r != nil {
@@ -66,7 +74,10 @@ func goStorageUpdate(userData unsafe.Pointer, current *C.uint8_t, currentLen C.s
 	if current != nil {
 		cur = C.GoBytes(unsafe.Pointer(current), C.int(currentLen))
 	}
-	next, err := u.try(cur, resourceVersionOf(cur), current != nil)
+	next, ttl, err := u.try(cur, resourceVersionOf(cur), current != nil)
+	if err == nil && ttl != nil && *ttl > math.MaxInt64 {
+		err = fmt.Errorf("a TTL of %d seconds is out of range", *ttl)
+	}
 	if err == nil {
 		// A write after the caller gave up would surprise it.
 		err = u.ctx.Err()
@@ -78,6 +89,9 @@ func goStorageUpdate(userData unsafe.Pointer, current *C.uint8_t, currentLen C.s
 		u.result = C.CBytes(next)
 	}
 	*outNew, *outNewLen = (*C.uint8_t)(u.result), C.size_t(len(next))
+	if ttl != nil {
+		*outTTL = C.int64_t(*ttl)
+	}
 	return C.STORAGE_OK
 }
 
@@ -125,6 +139,17 @@ func cPreconditions(p *Preconditions) (c *C.storage_preconditions, free func()) 
 // call returns ctx.Err() at once and tryUpdate is not called again, nor is
 // its result written.
 func (st *Storage) GuaranteedUpdate(ctx context.Context, key string, preconditions *Preconditions, ignoreNotFound bool, tryUpdate UpdateFunc) ([]byte, error) {
+	return st.GuaranteedUpdateWithTTL(ctx, key, preconditions, ignoreNotFound,
+		func(current []byte, resourceVersion int64, exists bool) ([]byte, *uint64, error) {
+			next, err := tryUpdate(current, resourceVersion, exists)
+			return next, nil, err
+		})
+}
+
+// GuaranteedUpdateWithTTL is GuaranteedUpdate with a tryUpdate that may set
+// the new object's TTL (see UpdateWithTTLFunc). As in Go, an object equal to
+// the stored one is not written, whatever the TTL.
+func (st *Storage) GuaranteedUpdateWithTTL(ctx context.Context, key string, preconditions *Preconditions, ignoreNotFound bool, tryUpdate UpdateWithTTLFunc) ([]byte, error) {
 	var updated []byte
 	err := st.call(ctx, func(s *C.storage) error {
 		u := &update{ctx: ctx, try: tryUpdate}
@@ -138,8 +163,8 @@ func (st *Storage) GuaranteedUpdate(ctx context.Context, key string, preconditio
 		defer freePre()
 		var out C.storage_bytes
 		var cErr *C.storage_error
-		rc := C.storage_guaranteed_update(s, cKey, C.bool(ignoreNotFound), pre,
-			C.storage_update_fn(C.goStorageUpdate), unsafe.Pointer(&h), &out, &cErr)
+		rc := C.storage_guaranteed_update_ttl(s, cKey, C.bool(ignoreNotFound), pre,
+			C.storage_update_ttl_fn(C.goStorageUpdate), unsafe.Pointer(&h), &out, &cErr)
 		if rc != C.STORAGE_OK {
 			if u.err != nil {
 				C.storage_error_free(cErr)

@@ -8,6 +8,8 @@ import "C"
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"unsafe"
 )
 
@@ -18,6 +20,10 @@ const (
 	EventAdded    EventType = "ADDED"
 	EventModified EventType = "MODIFIED"
 	EventDeleted  EventType = "DELETED"
+	// EventBookmark reports progress, not a change: every event up to
+	// ResourceVersion has been delivered. Key and Object are empty. Only
+	// watches with ProgressNotify, or after RequestProgress, get them.
+	EventBookmark EventType = "BOOKMARK"
 	// EventError is the last event of a watch that the library ended
 	// (CodeExpired, CodeCorruptObj, or CodeInternal when the consumer fell
 	// too far behind): Event.Err says why.
@@ -45,6 +51,9 @@ type WatchOptions struct {
 	ResourceVersion string
 	// Recursive watches every key under key + "/" instead of key itself.
 	Recursive bool
+	// ProgressNotify asks etcd for an EventBookmark whenever the watch has
+	// been idle for etcd's --watch-progress-notify-interval (etcd3 only).
+	ProgressNotify bool
 }
 
 // Watcher is a running watch, as k8s.io/apimachinery/pkg/watch.Interface.
@@ -52,6 +61,9 @@ type Watcher struct {
 	events chan Event
 	cancel context.CancelFunc
 	done   chan struct{}
+	// mu keeps RequestProgress off a watch the run goroutine destroys.
+	mu sync.RWMutex
+	cw *C.storage_watch // nil once destroyed
 }
 
 // pollMillis bounds how long Stop or a cancelled context waits for the
@@ -71,8 +83,15 @@ func (st *Storage) Watch(ctx context.Context, key string, opts WatchOptions) (*W
 		cKey, cRV := C.CString(key), C.CString(opts.ResourceVersion)
 		defer C.free(unsafe.Pointer(cKey))
 		defer C.free(unsafe.Pointer(cRV))
+		var flags C.uint32_t
+		if opts.Recursive {
+			flags |= C.STORAGE_WATCH_RECURSIVE
+		}
+		if opts.ProgressNotify {
+			flags |= C.STORAGE_WATCH_PROGRESS_NOTIFY
+		}
 		var cErr *C.storage_error
-		if rc := C.storage_watch_create(s, cKey, cRV, C.bool(opts.Recursive), &cw, &cErr); rc != C.STORAGE_OK {
+		if rc := C.storage_watch_create_with_flags(s, cKey, cRV, flags, &cw, &cErr); rc != C.STORAGE_OK {
 			return takeError(rc, cErr)
 		}
 		return nil
@@ -81,7 +100,7 @@ func (st *Storage) Watch(ctx context.Context, key string, opts WatchOptions) (*W
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{events: make(chan Event), cancel: cancel, done: make(chan struct{})}
+	w := &Watcher{events: make(chan Event), cancel: cancel, done: make(chan struct{}), cw: cw}
 	go w.run(ctx, cw)
 	return w, nil
 }
@@ -96,10 +115,32 @@ func (w *Watcher) Stop() {
 	<-w.done
 }
 
+// RequestProgress asks for an EventBookmark after every event up to etcd's
+// current revision (Go's RequestWatchProgress, for this watch). An *Error
+// with CodeUnsupported when an endpoint runs an etcd older than 3.4.31 or
+// 3.5.13, which could send it ahead of events, or with etcd2.
+func (w *Watcher) RequestProgress() error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.cw == nil {
+		return errors.New("the watch has ended")
+	}
+	var cErr *C.storage_error
+	if rc := C.storage_watch_request_progress(w.cw, &cErr); rc != C.STORAGE_OK {
+		return takeError(rc, cErr)
+	}
+	return nil
+}
+
 func (w *Watcher) run(ctx context.Context, cw *C.storage_watch) {
 	defer close(w.done)
 	defer close(w.events)
-	defer C.storage_watch_destroy(cw)
+	defer func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		C.storage_watch_destroy(cw)
+		w.cw = nil
+	}()
 	for ctx.Err() == nil {
 		var e *C.storage_watch_event
 		var cErr *C.storage_error
@@ -128,6 +169,7 @@ var eventTypes = map[C.enum_storage_watch_event_type]EventType{
 	C.STORAGE_WATCH_ADDED:    EventAdded,
 	C.STORAGE_WATCH_MODIFIED: EventModified,
 	C.STORAGE_WATCH_DELETED:  EventDeleted,
+	C.STORAGE_WATCH_BOOKMARK: EventBookmark,
 }
 
 // takeEvent copies the event into Go memory and frees it.

@@ -45,6 +45,9 @@ type Store struct {
 	// resourcePrefix is Go's store's: every key must lie under it.
 	resourcePrefix string
 	versioner      storage.APIObjectVersioner
+
+	mu      sync.Mutex
+	watches map[*binding.Watcher]struct{} // running, for RequestWatchProgress
 }
 
 // New opens a library handle with configJSON; prefix must be the config's
@@ -233,23 +236,24 @@ func (s *Store) GuaranteedUpdate(ctx context.Context, key string, destination ru
 	if err := s.checkKey(key, false); err != nil {
 		return err
 	}
-	updated, err := s.lib.GuaranteedUpdate(ctx, key, nil, ignoreNotFound,
-		func(current []byte, rv int64, exists bool) ([]byte, error) {
+	updated, err := s.lib.GuaranteedUpdateWithTTL(ctx, key, nil, ignoreNotFound,
+		func(current []byte, rv int64, exists bool) ([]byte, *uint64, error) {
 			obj := s.newFunc()
 			if exists {
 				if err := s.decode(current, obj); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			// adapter: preconditions and the update see the decoded object.
 			if err := preconditions.Check(key, obj); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			ret, _, err := tryUpdate(obj, storage.ResponseMeta{ResourceVersion: uint64(rv)})
+			ret, ttl, err := tryUpdate(obj, storage.ResponseMeta{ResourceVersion: uint64(rv)})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return s.encode(ret)
+			data, err := s.encode(ret)
+			return data, ttl, err
 		})
 	if binding.IsNotFound(err) {
 		return storage.NewKeyNotFoundError(key, 0)
@@ -478,12 +482,16 @@ func (s *Store) Watch(ctx context.Context, key string, opts storage.ListOptions)
 		}
 		from = current
 	}
-	lw, err := s.lib.Watch(ctx, strings.TrimSuffix(key, "/"), binding.WatchOptions{ResourceVersion: strconv.FormatUint(from, 10), Recursive: opts.Recursive})
+	lw, err := s.lib.Watch(ctx, strings.TrimSuffix(key, "/"), binding.WatchOptions{ResourceVersion: strconv.FormatUint(from, 10), Recursive: opts.Recursive, ProgressNotify: opts.ProgressNotify})
 	if err != nil {
 		w.cancel()
 		return nil, convertError(err, key)
 	}
-	go w.run(ctx, lw, initial, from)
+	s.track(lw)
+	go func() {
+		defer s.untrack(lw)
+		w.run(ctx, lw, initial, from)
+	}()
 	utilflowcontrol.WatchInitialized(ctx)
 	return w, nil
 }
@@ -619,6 +627,15 @@ func (w *watcher) convert(ev binding.Event) (watch.Event, bool) {
 		st := status.Status()
 		return watch.Event{Type: watch.Error, Object: &st}, true
 	}
+	if ev.Type == binding.EventBookmark {
+		// As Go's watcher: an empty object of the type, with the revision.
+		obj := w.store.newFunc()
+		if err := w.store.versioner.UpdateObject(obj, uint64(ev.ResourceVersion)); err != nil {
+			st := apierrors.NewInternalError(err).Status()
+			return watch.Event{Type: watch.Error, Object: &st}, true
+		}
+		return watch.Event{Type: watch.Bookmark, Object: obj}, true
+	}
 	decode := func(data []byte) runtime.Object {
 		if data == nil {
 			return nil
@@ -669,10 +686,32 @@ func (s *Store) Stats(ctx context.Context) (storage.Stats, error) {
 
 func (s *Store) ReadinessCheck() error { return s.lib.Health(context.Background()) }
 
-// RequestWatchProgress is unsupported: the library's watches have no
-// progress notifications.
+// RequestWatchProgress asks each running watch for a bookmark, as Go's asks
+// the etcd client's watch stream.
 func (s *Store) RequestWatchProgress(context.Context) error {
-	return errors.New("watch progress notifications are not supported")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for lw := range s.watches {
+		if err := lw.RequestProgress(); err != nil {
+			return convertError(err, "")
+		}
+	}
+	return nil
+}
+
+func (s *Store) track(lw *binding.Watcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watches == nil {
+		s.watches = map[*binding.Watcher]struct{}{}
+	}
+	s.watches[lw] = struct{}{}
+}
+
+func (s *Store) untrack(lw *binding.Watcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.watches, lw)
 }
 
 // GetCurrentResourceVersion is the revision of a list of a directory no test writes.
@@ -690,5 +729,12 @@ func (s *Store) GetCurrentResourceVersion(ctx context.Context) (uint64, error) {
 
 func (s *Store) EnableResourceSizeEstimation(storage.KeysFunc) error { return nil }
 
-// CompactRevision is unknown: the library does not track compactions it did not do.
-func (s *Store) CompactRevision() int64 { return 0 }
+// CompactRevision is what the cluster's compactors recorded; Go's reports 0
+// when it does not know either.
+func (s *Store) CompactRevision() int64 {
+	rev, err := s.lib.CompactRevision(context.Background())
+	if err != nil {
+		return 0
+	}
+	return rev
+}
