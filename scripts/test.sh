@@ -20,5 +20,7 @@ STORAGE_TEST_SANITIZER=address cargo test --test c_api --test vectors --test exa
 # on 3.4, since etcd 3.6 removed the v2 API.
 ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test store --test interface --test watch \
   --test failover --test tls --test auth --test metrics --test protobuf --test config -- --skip etcd2
-# Requested bookmarks need etcd 3.4.31/3.5.13 or later: the C side of them runs here.
+# Requested bookmarks need etcd 3.4.31/3.5.13 or later: their C, Go and Python
+# sides run here.
 ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test c_api -- bookmarks
+ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test bindings

@@ -15,6 +15,7 @@ fn python_bindings() {
         .args(["-m", "unittest", "-v", "test_apiserver_storage"])
         .current_dir(manifest_dir().join("bindings/python"))
         .env("ETCD_ENDPOINT", etcd.endpoint())
+        .env("ETCD_ANSWERS_PROGRESS", answers_progress(&etcd))
         .env(
             "APISERVER_STORAGE_LIB",
             lib_dir().join("libapiserver_storage.so"),
@@ -34,14 +35,7 @@ fn go_bindings() {
     let output = go_command("bindings/go/storage", work.path())
         .args(["test", "-race", "-v", "-count=1", "."])
         .env("ETCD_ENDPOINT", etcd.endpoint())
-        .env(
-            "ETCD_ANSWERS_PROGRESS",
-            if answers_progress_requests(&etcd.version()) {
-                "1"
-            } else {
-                "0"
-            },
-        )
+        .env("ETCD_ANSWERS_PROGRESS", answers_progress(&etcd))
         .output()
         .expect("the Go toolchain (Debian's golang-go)");
     eprintln!("{}", String::from_utf8_lossy(&output.stdout));
@@ -49,4 +43,13 @@ fn go_bindings() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("\nok"), "{stdout}");
     assert!(!stdout.contains("WARNING: DATA RACE"), "{stdout}");
+}
+
+/// "1" when etcd answers watch progress requests (see `answers_progress_requests`).
+fn answers_progress(etcd: &Etcd) -> &'static str {
+    if answers_progress_requests(&etcd.version()) {
+        "1"
+    } else {
+        "0"
+    }
 }

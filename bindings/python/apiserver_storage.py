@@ -83,7 +83,7 @@ _S = ctypes.c_char_p
 _U8P = ctypes.POINTER(ctypes.c_uint8)
 # storage_update_fn
 _UPDATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, _P, _U8P, ctypes.c_size_t, ctypes.POINTER(_U8P),
-                              ctypes.POINTER(ctypes.c_size_t))
+                              ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_int64))
 # What the trampoline tells the library when try_update raised; the caller gets the exception instead.
 _ABORT = 103  # STORAGE_ERR_INTERNAL
 
@@ -100,15 +100,17 @@ def _load():
         "storage_create_object": (ctypes.c_int, [_P, _S, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64,
                                                  ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
         "storage_delete": (ctypes.c_int, [_P, _S, _P, ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
-        "storage_guaranteed_update": (ctypes.c_int, [_P, _S, ctypes.c_bool, ctypes.POINTER(_Preconditions),
-                                                     _UPDATE_FN, _P, ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
+        "storage_guaranteed_update_ttl": (ctypes.c_int, [_P, _S, ctypes.c_bool, ctypes.POINTER(_Preconditions),
+                                                         _UPDATE_FN, _P, ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
+        "storage_compact_revision": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(_P)]),
         "storage_metrics": (ctypes.c_int, [_P, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
         "storage_string_free": (None, [_P]),
         "storage_list": (ctypes.c_int, [_P, _S, _S, ctypes.c_int64, _S, ctypes.POINTER(_Bytes),
                                         ctypes.POINTER(_P)]),
         "storage_count": (ctypes.c_int, [_P, _S, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(_P)]),
-        "storage_watch_create": (ctypes.c_int, [_P, _S, _S, ctypes.c_bool, ctypes.POINTER(_P),
-                                                ctypes.POINTER(_P)]),
+        "storage_watch_create_with_flags": (ctypes.c_int, [_P, _S, _S, ctypes.c_uint32, ctypes.POINTER(_P),
+                                                           ctypes.POINTER(_P)]),
+        "storage_watch_request_progress": (ctypes.c_int, [_P, ctypes.POINTER(_P)]),
         "storage_watch_next": (ctypes.c_int, [_P, ctypes.c_uint32, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
         "storage_watch_destroy": (None, [_P]),
         "storage_watch_event_get_type": (ctypes.c_int, [_P]),
@@ -221,6 +223,9 @@ class Storage:
         """Go's GuaranteedUpdate: calls try_update(current) with the stored object's bytes (None when
         absent and ignore_not_found) and writes what it returns (bytes, or a dict) only if the key is
         unchanged since the read, calling it again otherwise. Returns the stored object's bytes.
+        try_update may also return a pair (object, ttl_seconds), as Go's tryUpdate returns a TTL:
+        0 for none, N for an N-second TTL; a plain object gives none (etcd3 writes it without a
+        lease, etcd2 keeps the key's TTL).
 
         try_update runs on the calling thread, possibly several times; it may call any Storage,
         this one included. An exception it raises aborts the update and is raised here unchanged."""
@@ -230,8 +235,8 @@ class Storage:
         if preconditions is not None:
             pre = ctypes.byref(_Preconditions(_enc(preconditions.uid), _enc(preconditions.resource_version)))
         out, err = _Bytes(), _P()
-        code = _lib.storage_guaranteed_update(self._h, _enc(key), ignore_not_found, pre, callback, None,
-                                              ctypes.byref(out), ctypes.byref(err))
+        code = _lib.storage_guaranteed_update_ttl(self._h, _enc(key), ignore_not_found, pre, callback, None,
+                                                  ctypes.byref(out), ctypes.byref(err))
         state.result = None
         if state.error is not None:
             _lib.storage_error_free(err.value)
@@ -267,8 +272,16 @@ class Storage:
         _check(_lib.storage_count(self._h, _enc(key), ctypes.byref(n), ctypes.byref(err)), err)
         return n.value
 
-    def watch(self, key, resource_version=None, recursive=False):
-        return Watch(self, key, resource_version, recursive)
+    def compact_revision(self):
+        """Go's CompactRevision: the revision etcd was last compacted to, as recorded under
+        compact_rev_key (0 when none is)."""
+        rev, err = ctypes.c_int64(), _P()
+        _check(_lib.storage_compact_revision(self._h, ctypes.byref(rev), ctypes.byref(err)), err)
+        return rev.value
+
+    def watch(self, key, resource_version=None, recursive=False, progress_notify=False):
+        """A Watch; progress_notify asks etcd for BOOKMARK events while the watch is idle."""
+        return Watch(self, key, resource_version, recursive, progress_notify)
 
 
 class _UpdateState:
@@ -280,9 +293,15 @@ class _UpdateState:
         self.result = None
         self.error = None
 
-    def trampoline(self, _user_data, current, current_len, out_new, out_new_len):
+    def trampoline(self, _user_data, current, current_len, out_new, out_new_len, out_ttl):
         try:
-            new = _body(self.try_update(ctypes.string_at(current, current_len) if current else None))
+            new = self.try_update(ctypes.string_at(current, current_len) if current else None)
+            if isinstance(new, tuple):
+                new, ttl = new
+                if not isinstance(ttl, int) or not 0 <= ttl < 2**63:
+                    raise ValueError(f"ttl_seconds must be an int from 0 to 2**63-1, not {ttl!r}")
+                out_ttl[0] = ttl
+            new = _body(new)
             self.result = ctypes.create_string_buffer(bytes(new), len(new))
             out_new[0] = ctypes.cast(self.result, _U8P)
             out_new_len[0] = len(new)
@@ -293,7 +312,7 @@ class _UpdateState:
 
 
 class Event:
-    TYPES = {0: "ADDED", 1: "MODIFIED", 2: "DELETED"}
+    TYPES = {0: "ADDED", 1: "MODIFIED", 2: "DELETED", 3: "BOOKMARK"}
 
     def __init__(self, type_, key, resource_version, obj, prev):
         self.type, self.key, self.resource_version, self.object, self.prev_object = (
@@ -303,12 +322,19 @@ class Event:
 class Watch:
     """A pull-style watch (next() per event); a context manager."""
 
-    def __init__(self, storage, key, resource_version, recursive):
+    def __init__(self, storage, key, resource_version, recursive, progress_notify):
         self._h = None
         handle, err = _P(), _P()
-        _check(_lib.storage_watch_create(storage._h, _enc(key), _enc(resource_version), recursive,
-                                         ctypes.byref(handle), ctypes.byref(err)), err)
+        flags = (1 if recursive else 0) | (2 if progress_notify else 0)  # STORAGE_WATCH_RECURSIVE, _PROGRESS_NOTIFY
+        _check(_lib.storage_watch_create_with_flags(storage._h, _enc(key), _enc(resource_version), flags,
+                                                    ctypes.byref(handle), ctypes.byref(err)), err)
         self._h = handle
+
+    def request_progress(self):
+        """Go's RequestWatchProgress: a BOOKMARK event (no key, empty object) follows every event up
+        to etcd's revision. UnsupportedError before etcd 3.4.31/3.5.13 and on etcd2."""
+        err = _P()
+        _check(_lib.storage_watch_request_progress(self._h, ctypes.byref(err)), err)
 
     def next(self, timeout_ms=1000):
         """The next Event, or None when none came within the timeout."""

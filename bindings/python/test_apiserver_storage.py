@@ -65,6 +65,28 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(deleted.type, "DELETED")
         self.assertIsNotNone(deleted.object)
 
+    def test_ttls_bookmarks_and_compact_revision(self):
+        created = json.loads(self.s.guaranteed_update(
+            "/cms/t", lambda cur: ({"metadata": {"name": "t"}}, 1), ignore_not_found=True))
+        with self.assertRaises(ValueError):
+            self.s.guaranteed_update("/cms/t", lambda cur: ({"metadata": {"name": "t"}, "n": 1}, -1))
+        with self.s.watch("/cms", created["metadata"]["resourceVersion"], recursive=True) as w:
+            event = None
+            for _ in range(30):
+                event = w.next()
+                if event is not None:
+                    break
+            self.assertEqual((event.type, event.key), ("DELETED", "/pytest/cms/t"), "the 1 s lease expired")
+            if os.environ.get("ETCD_ANSWERS_PROGRESS") == "1":
+                w.request_progress()
+                bookmark = w.next(30000)
+                self.assertEqual((bookmark.type, bookmark.key, bookmark.object), ("BOOKMARK", "", b""))
+                self.assertGreaterEqual(bookmark.resource_version, event.resource_version)
+            else:
+                with self.assertRaises(st.UnsupportedError):
+                    w.request_progress()
+        self.assertEqual(self.s.compact_revision(), 0)
+
     def test_threads_share_a_handle(self):
         self.s.create("/cms/t", {"metadata": {"name": "t"}})
         failures = []
