@@ -5,6 +5,7 @@
 
 pub mod capi;
 pub mod cbuild;
+pub mod kms;
 pub mod tls;
 pub mod wire;
 

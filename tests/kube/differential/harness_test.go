@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/apiserver/pkg/server/options/encryptionconfig"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	kstorage "k8s.io/apiserver/pkg/storage"
@@ -72,6 +73,8 @@ var mediaTypes = map[string]string{"json": "application/json", "protobuf": "appl
 type encryption struct {
 	file         string
 	transformers map[schema.GroupResource]value.Transformer
+	// The KMS plugin health checks kube-apiserver would serve.
+	health []healthz.HealthChecker
 }
 
 // newEncryption writes an EncryptionConfiguration with providers (YAML, the
@@ -87,11 +90,14 @@ func newEncryption(t *testing.T, providers string) *encryption {
 	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	loaded, err := encryptionconfig.LoadEncryptionConfig(context.Background(), file, false, "differential")
+	// The context ends the KMS plugin connections and status polls.
+	c, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	loaded, err := encryptionconfig.LoadEncryptionConfig(c, file, false, "differential")
 	if err != nil {
 		t.Fatalf("LoadEncryptionConfig: %v\n%s", err, doc)
 	}
-	return &encryption{file: file, transformers: loaded.Transformers}
+	return &encryption{file: file, transformers: loaded.Transformers, health: loaded.HealthChecks}
 }
 
 // provider is one provider entry with the given keys (name, base64 secret).
@@ -124,6 +130,24 @@ type pair struct {
 }
 
 func openPair(t *testing.T, k *kind, prefix, codec string, enc *encryption) *pair {
+	p := openKube(t, k, prefix, codec, enc)
+	config, _ := json.Marshal(map[string]any{
+		"server_list": []string{*endpoint},
+		"prefix":      prefix,
+		"codec":       codec,
+		"transformer": map[string]string{"encryption_config_file": enc.file, "resource": k.resource()},
+	})
+	ls, err := lib.New(string(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	p.ls = ls
+	return p
+}
+
+// openKube is a pair without the library's side (ls is nil).
+func openKube(t *testing.T, k *kind, prefix, codec string, enc *encryption) *pair {
 	storageCodec, _, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
 		StorageMediaType:  mediaTypes[codec],
 		StorageSerializer: scheme.Codecs,
@@ -142,18 +166,7 @@ func openPair(t *testing.T, k *kind, prefix, codec string, enc *encryption) *pai
 		t.Fatal(err)
 	}
 	t.Cleanup(destroy)
-	config, _ := json.Marshal(map[string]any{
-		"server_list": []string{*endpoint},
-		"prefix":      prefix,
-		"codec":       codec,
-		"transformer": map[string]string{"encryption_config_file": enc.file, "resource": k.resource()},
-	})
-	ls, err := lib.New(string(config))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ls.Close() })
-	return &pair{k: k, prefix: prefix, codec: codec, gs: gs, ls: ls, tr: enc.transformers[k.gr]}
+	return &pair{k: k, prefix: prefix, codec: codec, gs: gs, tr: enc.transformers[k.gr]}
 }
 
 // key is the storage key of an object, as kube-apiserver's registry builds it.
@@ -253,15 +266,22 @@ func (p *pair) bothGet(t *testing.T, key string) (string, lib.Object) {
 func (p *pair) raw(t *testing.T, key string) ([]byte, bool) {
 	t.Helper()
 	full := p.etcdKey(key)
-	resp, err := etcd.Get(ctx(t), full)
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("etcd get %s: %v %v", full, resp, err)
-	}
-	data, stale, err := p.tr.TransformFromStorage(ctx(t), resp.Kvs[0].Value, value.DefaultContext(full))
+	data, stale, err := p.tr.TransformFromStorage(ctx(t), p.stored(t, key), value.DefaultContext(full))
 	if err != nil {
 		t.Fatalf("Kubernetes' transformer cannot read %s: %v", full, err)
 	}
 	return data, stale
+}
+
+// stored is the value of key in etcd, as is.
+func (p *pair) stored(t *testing.T, key string) []byte {
+	t.Helper()
+	full := p.etcdKey(key)
+	resp, err := etcd.Get(ctx(t), full)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("etcd get %s: %v %v", full, resp, err)
+	}
+	return resp.Kvs[0].Value
 }
 
 // put stores plaintext at key through tr, as a kube-apiserver configured
