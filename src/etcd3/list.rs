@@ -98,7 +98,12 @@ pub(super) async fn list(
             }
             let k = String::from_utf8_lossy(kv.key()).into_owned();
             // Today's Kubernetes fails the list rather than hide an object.
-            items.push(store.decode(&k, kv.value(), kv.mod_revision())?.object);
+            items.push(
+                store
+                    .decode(&k, kv.value(), kv.mod_revision())
+                    .await?
+                    .object,
+            );
             last_key = Some(k);
         }
         if returned_rv == 0 {

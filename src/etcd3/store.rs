@@ -81,7 +81,12 @@ impl Store {
     }
 
     /// Decrypts and decodes one stored value of `key`.
-    pub(super) fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<State> {
+    pub(super) async fn decode(
+        &self,
+        key: &str,
+        value: &[u8],
+        resource_version: i64,
+    ) -> Result<State> {
         decode(
             &*self.transformer,
             self.pool.metrics(),
@@ -90,6 +95,7 @@ impl Store {
             value,
             resource_version,
         )
+        .await
     }
 
     /// Decodes transformed (plaintext) bytes.
@@ -104,17 +110,17 @@ impl Store {
             .decode_object(key, plain, resource_version, stale)
     }
 
-    fn state(&self, key: &str, kv: Option<&KeyValue>) -> Result<Option<State>> {
-        kv.map(|kv| self.decode(key, kv.value(), kv.mod_revision()))
-            .transpose()
+    async fn state(&self, key: &str, kv: Option<&KeyValue>) -> Result<Option<State>> {
+        match kv {
+            Some(kv) => Ok(Some(self.decode(key, kv.value(), kv.mod_revision()).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The caller's object in its stored form: encoded and transformed.
-    fn to_storage(&self, key: &str, object: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    async fn to_storage(&self, key: &str, object: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
         let plain = self.codec.encode_object(key, object)?;
-        let stored = self
-            .transformer
-            .transform_to_storage(&plain, key.as_bytes());
+        let stored = self.transformer.write(&plain, key.as_bytes()).await;
         self.pool.metrics().transformed_to_storage(stored.is_ok());
         let stored = stored.map_err(|e| {
             tracing::warn!(key, error = %e, "unable to transform data for storage");
@@ -191,7 +197,7 @@ fn txn_revision(resp: &TxnResponse) -> i64 {
 }
 
 /// `Store::decode` for what has no store at hand (a running watch).
-pub(super) fn decode(
+pub(super) async fn decode(
     transformer: &dyn Transformer,
     metrics: &Metrics,
     codec: Codec,
@@ -200,9 +206,10 @@ pub(super) fn decode(
     resource_version: i64,
 ) -> Result<State> {
     let (plain, stale) = transformer
-        .transform_from_storage_observed(value, key.as_bytes(), &mut |provider, outcome| {
+        .read(value, key.as_bytes(), &mut |provider, outcome| {
             metrics.transformed_from_storage(provider, outcome)
         })
+        .await
         .map_err(|e| {
             tracing::warn!(key, error = %e, "unable to transform stored data");
             StorageError::corrupt(key, format!("unable to transform stored data: {e}"))
@@ -240,7 +247,7 @@ impl Interface for Store {
         };
         let current = resp.header().map_or(0, |h| h.revision());
         validate_minimum_resource_version(minimum, current)?;
-        match self.state(&key, resp.kvs().first())? {
+        match self.state(&key, resp.kvs().first()).await? {
             Some(state) => Ok(Some(state.object)),
             None if opts.ignore_not_found => Ok(None),
             None => Err(StorageError::key_not_found(&key)),
@@ -273,7 +280,7 @@ impl Interface for Store {
         let key = join_key(&self.prefix, key)?;
         let ttl = ttl_seconds(ttl)?;
         self.codec.check_create(&key, object)?;
-        let (plain, stored) = self.to_storage(&key, object)?;
+        let (plain, stored) = self.to_storage(&key, object).await?;
         let lease = self.lease(ttl).await?;
         let txn = Txn::new()
             .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, 0)])
@@ -292,7 +299,7 @@ impl Interface for Store {
             let Some(kv) = current.take() else {
                 return Err(StorageError::key_not_found(&key));
             };
-            let state = self.decode(&key, kv.value(), kv.mod_revision())?;
+            let state = self.decode(&key, kv.value(), kv.mod_revision()).await?;
             check_preconditions(&key, preconditions, Some(&state.object))?;
             match self.delete_if_unchanged(&key, kv.mod_revision()).await? {
                 // As Go, the last state stamped with the deletion's revision.
@@ -317,7 +324,7 @@ impl Interface for Store {
         loop {
             let (state, rev) = match current.take() {
                 Some(kv) => (
-                    Some(self.decode(&key, kv.value(), kv.mod_revision())?),
+                    Some(self.decode(&key, kv.value(), kv.mod_revision()).await?),
                     kv.mod_revision(),
                 ),
                 None if ignore_not_found => (None, 0),
@@ -330,7 +337,7 @@ impl Interface for Store {
             let updated = try_update(state.as_ref().map(|s| &s.object))?;
             // As Go: no TTL given writes without a lease, like a TTL of 0.
             let ttl = ttl_seconds(updated.ttl.unwrap_or(0))?;
-            let (plain, stored) = self.to_storage(&key, &updated.object)?;
+            let (plain, stored) = self.to_storage(&key, &updated.object).await?;
             if let Some(state) = &state {
                 // Rewriting a stale value is how data moves to the current key.
                 // As Go, an unchanged object is not written even for a new TTL.

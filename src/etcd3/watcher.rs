@@ -97,7 +97,7 @@ impl Watcher {
         .await?;
         for kv in resp.kvs() {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
-            let object = self.decode(&key, kv.value(), kv.mod_revision())?;
+            let object = self.decode(&key, kv.value(), kv.mod_revision()).await?;
             let event = Event {
                 event_type: EventType::Added,
                 key,
@@ -233,7 +233,7 @@ impl Watcher {
         // etcd never splits one revision across responses, so a broken stream
         // always resumes at a revision boundary.
         for e in resp.events() {
-            let event = self.event(e)?;
+            let event = self.event(e).await?;
             let rev = event.resource_version();
             queue(tx, event, rev - 1).await?;
             *synced = rev;
@@ -242,21 +242,24 @@ impl Watcher {
     }
 
     /// Go's `parseEvent` and `transform`.
-    fn event(&self, e: &EtcdEvent) -> Result<Event> {
+    async fn event(&self, e: &EtcdEvent) -> Result<Event> {
         let kv = e
             .kv()
             .ok_or_else(|| StorageError::internal("etcd sent a watch event without a key"))?;
         let key = String::from_utf8_lossy(kv.key()).into_owned();
         let rev = kv.mod_revision();
-        let prev_object = e
-            .prev_kv()
-            .map(|p| self.decode(&key, p.value(), p.mod_revision()))
-            .transpose()?;
+        let prev_object = match e.prev_kv() {
+            Some(p) => Some(self.decode(&key, p.value(), p.mod_revision()).await?),
+            None => None,
+        };
         let (event_type, object) = match e.event_type() {
             EtcdEventType::Put if kv.create_revision() == rev => {
-                (EventType::Added, self.decode(&key, kv.value(), rev)?)
+                (EventType::Added, self.decode(&key, kv.value(), rev).await?)
             }
-            EtcdEventType::Put => (EventType::Modified, self.decode(&key, kv.value(), rev)?),
+            EtcdEventType::Put => (
+                EventType::Modified,
+                self.decode(&key, kv.value(), rev).await?,
+            ),
             EtcdEventType::Delete => {
                 let prev = e.prev_kv().ok_or_else(|| {
                     StorageError::internal(format!(
@@ -264,7 +267,10 @@ impl Watcher {
                     ))
                 })?;
                 // Go sends the last state stamped with the deletion's revision.
-                (EventType::Deleted, self.decode(&key, prev.value(), rev)?)
+                (
+                    EventType::Deleted,
+                    self.decode(&key, prev.value(), rev).await?,
+                )
             }
         };
         Ok(Event {
@@ -275,7 +281,7 @@ impl Watcher {
         })
     }
 
-    fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<Object> {
+    async fn decode(&self, key: &str, value: &[u8], resource_version: i64) -> Result<Object> {
         decode(
             &*self.transformer,
             self.pool.metrics(),
@@ -284,6 +290,7 @@ impl Watcher {
             value,
             resource_version,
         )
+        .await
         .map(|s| s.object)
     }
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use rand::rngs::OsRng;
 use rand::RngCore;
 
@@ -41,7 +42,10 @@ impl TransformError {
     }
 }
 
-/// Go's `value.Transformer`.
+/// Go's `value.Transformer`. Ciphers implement the synchronous forms; the
+/// store calls `read` and `write`, which envelope (KMS) transformers implement
+/// to ask their plugin, and whose defaults run the synchronous forms.
+#[async_trait]
 pub trait Transformer: Send + Sync {
     /// Stored bytes to plaintext, and whether the value is stale (was not written
     /// by the transformer new writes use, so it should be rewritten).
@@ -72,9 +76,41 @@ pub trait Transformer: Send + Sync {
         &self,
         data: &'a [u8],
         authenticated_data: &[u8],
-        _observe: &mut dyn FnMut(Option<usize>, Outcome),
+        _observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         self.transform_from_storage(data, authenticated_data)
+    }
+
+    /// `transform_from_storage_observed` as the store runs it: it may wait
+    /// for a KMS plugin.
+    async fn read<'a>(
+        &self,
+        data: &'a [u8],
+        authenticated_data: &[u8],
+        observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
+    ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
+        self.transform_from_storage_observed(data, authenticated_data, observe)
+    }
+
+    /// `transform_to_storage` as the store runs it: it may wait for a KMS plugin.
+    async fn write(
+        &self,
+        data: &[u8],
+        authenticated_data: &[u8],
+    ) -> Result<Vec<u8>, TransformError> {
+        self.transform_to_storage(data, authenticated_data)
+    }
+}
+
+/// The result of a future that needs no waiting (a transformer whose work is
+/// all local, or a KMS data key already cached), for the synchronous forms of
+/// transformers whose work is async; `None` when it would have to wait.
+pub(crate) fn without_waiting<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
     }
 }
 

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::{Outcome, TransformError, Transformer};
+use async_trait::async_trait;
+
+use super::{without_waiting, Outcome, TransformError, Transformer};
 
 /// A transformer and the prefix its values are stored under.
 #[derive(Clone)]
@@ -28,6 +30,7 @@ impl PrefixTransformers {
     }
 }
 
+#[async_trait]
 impl Transformer for PrefixTransformers {
     fn transform_from_storage<'a>(
         &self,
@@ -41,17 +44,42 @@ impl Transformer for PrefixTransformers {
         self.transformers.iter().map(|t| t.prefix.clone()).collect()
     }
 
+    fn transform_from_storage_observed<'a>(
+        &self,
+        data: &'a [u8],
+        authenticated_data: &[u8],
+        observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
+    ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
+        without_waiting(self.read(data, authenticated_data, observe)).unwrap_or_else(|| {
+            Err(TransformError::new(
+                "reading this value needs a KMS plugin: use `read`",
+            ))
+        })
+    }
+
+    fn transform_to_storage(
+        &self,
+        data: &[u8],
+        authenticated_data: &[u8],
+    ) -> Result<Vec<u8>, TransformError> {
+        without_waiting(self.write(data, authenticated_data)).unwrap_or_else(|| {
+            Err(TransformError::new(
+                "writing with this provider needs a KMS plugin: use `write`",
+            ))
+        })
+    }
+
     /// Tries, in order, every transformer whose prefix the value starts with.
     /// A failure does not end the search: two providers of one type may reuse
     /// a key name (one being rotated in, the other out), sharing a prefix. An
     /// identity transformer's failure is not reported at all: it only means
     /// the value is encrypted and a later provider should read it. A value not
     /// read by the first transformer is stale.
-    fn transform_from_storage_observed<'a>(
+    async fn read<'a>(
         &self,
         data: &'a [u8],
         authenticated_data: &[u8],
-        observe: &mut dyn FnMut(Option<usize>, Outcome),
+        observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         let mut errors: Vec<String> = Vec::new();
         for (i, t) in self.transformers.iter().enumerate() {
@@ -60,7 +88,8 @@ impl Transformer for PrefixTransformers {
             };
             match t
                 .transformer
-                .transform_from_storage(rest, authenticated_data)
+                .read(rest, authenticated_data, &mut |_, _| {})
+                .await
             {
                 Ok((out, stale)) => {
                     let stale = stale || i != 0;
@@ -86,15 +115,13 @@ impl Transformer for PrefixTransformers {
         }))
     }
 
-    fn transform_to_storage(
+    async fn write(
         &self,
         data: &[u8],
         authenticated_data: &[u8],
     ) -> Result<Vec<u8>, TransformError> {
         let first = &self.transformers[0];
-        let body = first
-            .transformer
-            .transform_to_storage(data, authenticated_data)?;
+        let body = first.transformer.write(data, authenticated_data).await?;
         let mut out = Vec::with_capacity(first.prefix.len() + body.len());
         out.extend_from_slice(&first.prefix);
         out.extend_from_slice(&body);
