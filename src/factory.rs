@@ -38,7 +38,10 @@ pub async fn create(config: &Config) -> Result<(Arc<dyn Interface>, DestroyFunc)
         }
         StorageType::Etcd3 => {
             let transformer = value::from_config(config.transformer.as_ref())?;
-            let metrics = Arc::new(Metrics::new(&transformer.provider_prefixes()));
+            let metrics = Arc::new(Metrics::with(
+                &transformer.provider_prefixes(),
+                transformer.collectors(),
+            ));
             let pool = Arc::new(etcd3::Pool::connect(config, metrics).await?);
             let store = etcd3::Store::new(pool.clone(), config, transformer);
             let rpc = etcd3::Rpc::new(config, config.request_timeout());

@@ -332,9 +332,20 @@ impl Metrics {
     /// prefixes (none: a plain identity transformer, which kube-apiserver
     /// does not measure either).
     pub(crate) fn new(provider_prefixes: &[Vec<u8>]) -> Self {
+        Self::with(provider_prefixes, Vec::new())
+    }
+
+    /// `new`, also registering the transformer's own metrics (KMS calls).
+    pub(crate) fn with(
+        provider_prefixes: &[Vec<u8>],
+        transformer_metrics: Vec<Box<dyn prometheus::core::Collector>>,
+    ) -> Self {
         let registry = Registry::new();
         let families = Families::new();
         families.register(&registry);
+        for c in transformer_metrics {
+            registry.register(c).expect("metric names are unique");
+        }
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric definition");
             registry

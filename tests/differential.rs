@@ -14,7 +14,7 @@ fn against_kubernetes() {
     // Built once per change: the Go build cache lives under target/.
     let program = lib_dir().join("kube-differential.test");
     let build = go_module_command("tests/kube")
-        .args(["test", "-c", "-o"])
+        .args(["test", "-tags=kmslib", "-c", "-o"])
         .arg(&program)
         .arg("./differential")
         .output()

@@ -28,7 +28,7 @@ use crate::storage::{
     check_preconditions, join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object,
     Preconditions, Result, StorageError, TryUpdate,
 };
-use crate::value::Transformer;
+use crate::value::{Cause, Transformer};
 use crate::watch::{ProgressRequester, Watch, WatchOptions};
 
 pub struct Store {
@@ -124,7 +124,12 @@ impl Store {
         self.pool.metrics().transformed_to_storage(stored.is_ok());
         let stored = stored.map_err(|e| {
             tracing::warn!(key, error = %e, "unable to transform data for storage");
-            StorageError::internal(format!("unable to transform data for {key}: {e}"))
+            let message = format!("unable to transform data for {key}: {e}");
+            match e.1 {
+                Cause::Data => StorageError::internal(message),
+                Cause::Unreachable => StorageError::with_key(Code::Unreachable, key, 0, &message),
+                Cause::Timeout => StorageError::with_key(Code::Timeout, key, 0, &message),
+            }
         })?;
         Ok((plain, stored))
     }
@@ -212,7 +217,12 @@ pub(super) async fn decode(
         .await
         .map_err(|e| {
             tracing::warn!(key, error = %e, "unable to transform stored data");
-            StorageError::corrupt(key, format!("unable to transform stored data: {e}"))
+            let message = format!("unable to transform stored data: {e}");
+            match e.1 {
+                Cause::Data => StorageError::corrupt(key, message),
+                Cause::Unreachable => StorageError::with_key(Code::Unreachable, key, 0, &message),
+                Cause::Timeout => StorageError::with_key(Code::Timeout, key, 0, &message),
+            }
         })?;
     let object = codec.decode_object(key, &plain, resource_version, stale)?;
     if !object.unknown_fields.is_empty() {
@@ -272,8 +282,17 @@ impl Interface for Store {
             .with_progress(requester))
     }
 
+    /// etcd's health, then the KMS plugins', as kube-apiserver's
+    /// `/healthz/etcd` and `/healthz/kms-providers`.
     async fn health(&self) -> Result<()> {
-        health_get(&self.pool, &self.prefix, self.health).await
+        health_get(&self.pool, &self.prefix, self.health).await?;
+        self.transformer.health().await.map_err(|e| {
+            let code = match e.1 {
+                Cause::Timeout => Code::Timeout,
+                _ => Code::Unreachable,
+            };
+            StorageError::new(code, e.0)
+        })
     }
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {

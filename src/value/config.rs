@@ -4,14 +4,16 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use serde::de::{self, IgnoredAny, Visitor};
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::envelope::{self, metrics::KmsMetrics};
 use super::identity::Identity;
 use super::prefix::{PrefixTransformer, PrefixTransformers};
 use super::{aescbc, aesgcm, secretbox, InvalidKeySize, Transformer};
@@ -46,8 +48,26 @@ pub struct ProviderConfig {
     pub secretbox: Option<KeysConfig>,
     /// Plaintext, no prefix.
     pub identity: Option<IdentityConfig>,
-    /// Parsed only to be refused as unsupported rather than as unknown.
-    pub kms: Option<IgnoredAny>,
+    /// Envelope encryption with a KMS plugin: `k8s:enc:kms:v2:<name>:` (or v1).
+    pub kms: Option<KmsConfig>,
+}
+
+/// A `kms` provider, as kube-apiserver's `KMSConfiguration`.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KmsConfig {
+    /// `v2` (current) or `v1` (deprecated; the default, as in Kubernetes).
+    pub api_version: Option<String>,
+    /// Part of every value's prefix; must not contain `:`.
+    #[serde(default)]
+    pub name: String,
+    /// The plugin's socket: `unix:///path`, or `unix:///@name` (abstract).
+    #[serde(default)]
+    pub endpoint: String,
+    /// v1 only: decrypted data keys kept (default 1000; negative: none).
+    pub cachesize: Option<i32>,
+    /// Bound on each call to the plugin, as a Go duration (default `3s`).
+    pub timeout: Option<String>,
 }
 
 /// The keys of an aesgcm, aescbc or secretbox provider; the first one writes.
@@ -178,9 +198,10 @@ impl TransformerConfig {
                  e.g. \"secrets\" or \"deployments.apps\"",
             )),
             (None, Some(providers), None) => {
-                let list = build_providers("providers", providers)
+                let kms = KmsMetrics::new();
+                let list = build_providers("providers", providers, &kms)
                     .map_err(|e| e.context("transformer"))?;
-                into_transformer(list)
+                into_transformer(list, kms)
             }
             (None, Some(_), Some(_)) => Err(StorageError::invalid_config(
                 "transformer: resource is not allowed with inline providers: \
@@ -193,9 +214,14 @@ impl TransformerConfig {
     }
 }
 
-/// The prefix transformer over a built provider list.
-fn into_transformer(list: Vec<PrefixTransformer>) -> Result<Arc<dyn Transformer>, StorageError> {
-    match PrefixTransformers::new(list) {
+/// The prefix transformer over a built provider list; `kms` are the metrics
+/// its KMS providers (if any) count in.
+fn into_transformer(
+    list: Vec<PrefixTransformer>,
+    kms: KmsMetrics,
+) -> Result<Arc<dyn Transformer>, StorageError> {
+    let uses_kms = list.iter().any(|t| t.prefix.starts_with(b"k8s:enc:kms:"));
+    match PrefixTransformers::with_kms(list, uses_kms.then_some(kms)) {
         Some(t) => Ok(Arc::new(t)),
         None => Err(StorageError::invalid_config(
             "at least one provider is required",
@@ -210,7 +236,7 @@ type NewKeyed = fn(&[u8]) -> Result<Arc<dyn Transformer>, InvalidKeySize>;
 enum Provider<'a> {
     Keyed(&'static str, &'a KeysConfig, NewKeyed),
     Identity,
-    Kms,
+    Kms(&'a KmsConfig),
 }
 
 impl ProviderConfig {
@@ -227,7 +253,7 @@ impl ProviderConfig {
             keyed("aescbc", &self.aescbc, aescbc::new),
             keyed("secretbox", &self.secretbox, secretbox::new),
             self.identity.as_ref().map(|_| Provider::Identity),
-            self.kms.as_ref().map(|_| Provider::Kms),
+            self.kms.as_ref().map(Provider::Kms),
         ]
         .into_iter()
         .flatten()
@@ -255,18 +281,18 @@ impl Provider<'_> {
         match self {
             Provider::Keyed(name, ..) => name,
             Provider::Identity => "identity",
-            Provider::Kms => "kms",
+            Provider::Kms(_) => "kms",
         }
     }
 }
 
 /// Flattens a provider list into one prefix transformer per key, in order:
 /// the same order, and so the same staleness, as kube-apiserver's nested
-/// provider and key prefixes. A kms provider makes the list unsupported, but
-/// only once the rest of the list has been found valid.
+/// provider and key prefixes. KMS providers count their calls in `kms`.
 fn build_providers(
     at: &str,
     providers: &[ProviderConfig],
+    kms: &KmsMetrics,
 ) -> Result<Vec<PrefixTransformer>, StorageError> {
     if providers.is_empty() {
         return Err(StorageError::invalid_config(format!(
@@ -274,7 +300,7 @@ fn build_providers(
         )));
     }
     let mut list = Vec::new();
-    let mut kms = None;
+    let mut kms_names = Vec::new();
     for (i, p) in providers.iter().enumerate() {
         let at = format!("{at}[{i}]");
         match p.provider(&at)? {
@@ -283,17 +309,153 @@ fn build_providers(
                 prefix: Vec::new(),
                 transformer: Arc::new(Identity),
             }),
-            Provider::Kms => {
-                kms.get_or_insert_with(|| {
-                    StorageError::unsupported(format!("{at}.kms: kms providers are not supported"))
-                });
+            Provider::Kms(cfg) => {
+                let at = format!("{at}.kms");
+                if kms_names.contains(&cfg.name) {
+                    return Err(StorageError::invalid_config(format!(
+                        "{at}.name: duplicate KMS provider name {}, names must be unique",
+                        cfg.name
+                    )));
+                }
+                kms_names.push(cfg.name.clone());
+                list.push(build_kms(&at, cfg, kms)?);
             }
         }
     }
-    match kms {
-        Some(e) => Err(e),
-        None => Ok(list),
+    Ok(list)
+}
+
+/// A `kms` provider, validated as kube-apiserver validates it.
+fn build_kms(
+    at: &str,
+    cfg: &KmsConfig,
+    metrics: &KmsMetrics,
+) -> Result<PrefixTransformer, StorageError> {
+    let invalid = |field: &str, reason: String| {
+        StorageError::invalid_config(format!("{at}.{field}: {reason}"))
+    };
+    if cfg.name.is_empty() {
+        return Err(invalid(
+            "name",
+            "name is a mandatory field for a KMS provider".into(),
+        ));
     }
+    if cfg.name.contains(':') {
+        return Err(invalid(
+            "name",
+            format!(
+                "invalid KMS provider name {}, must not contain ':'",
+                cfg.name
+            ),
+        ));
+    }
+    if cfg.endpoint.is_empty() {
+        return Err(invalid(
+            "endpoint",
+            "endpoint is a mandatory field for a KMS provider".into(),
+        ));
+    }
+    let timeout = match &cfg.timeout {
+        None => Duration::from_secs(3),
+        Some(text) => match parse_go_duration(text) {
+            Some(d) if !d.is_zero() => d,
+            Some(_) => {
+                return Err(invalid(
+                    "timeout",
+                    "timeout should be a positive value".into(),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "timeout",
+                    format!("{text:?} is not a duration such as \"3s\""),
+                ))
+            }
+        },
+    };
+    let version = cfg.api_version.as_deref().unwrap_or("v1");
+    let plugin = |v: &str| {
+        envelope::service::Plugin::new(&cfg.name, &cfg.endpoint, timeout, metrics.clone())
+            .map(|p| (p, format!("k8s:enc:kms:{v}:{}:", cfg.name)))
+            .map_err(|e| {
+                invalid(
+                    "endpoint",
+                    format!("invalid endpoint for kms provider, error: {e}"),
+                )
+            })
+    };
+    let (prefix, transformer): (String, Arc<dyn Transformer>) = match version {
+        "v2" => {
+            if cfg.cachesize.is_some() {
+                return Err(invalid(
+                    "cachesize",
+                    "cachesize is not supported in v2".into(),
+                ));
+            }
+            let (plugin, prefix) = plugin("v2")?;
+            (
+                prefix,
+                Arc::new(envelope::KmsV2::new(plugin, metrics.clone())),
+            )
+        }
+        "v1" => {
+            let size = cfg.cachesize.unwrap_or(1000);
+            if size == 0 {
+                return Err(invalid(
+                    "cachesize",
+                    "cachesize should be a positive value, or negative to disable".into(),
+                ));
+            }
+            let (plugin, prefix) = plugin("v1")?;
+            (
+                prefix,
+                Arc::new(envelope::KmsV1::new(plugin, size, metrics.clone())),
+            )
+        }
+        other => {
+            return Err(invalid(
+                "apiVersion",
+                format!(
+                    "unsupported apiVersion {other} for KMS provider, only v1 and v2 are supported"
+                ),
+            ))
+        }
+    };
+    Ok(PrefixTransformer {
+        prefix: prefix.into_bytes(),
+        transformer,
+    })
+}
+
+/// A Go `time.Duration` string: `3s`, `1m30s`, `250ms`, `1.5h`.
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += number * seconds;
+    }
+    Duration::try_from_secs_f64(total)
+        .ok()
+        .filter(|_| !text.is_empty())
 }
 
 /// The transformers of a keyed provider, each under
@@ -492,17 +654,87 @@ mod tests {
     }
 
     #[test]
-    fn kms_is_unsupported_once_the_rest_is_valid() {
-        let kms = json!({ "kms": { "name": "vault", "endpoint": "unix:///kms.sock" } });
-        let err = build_err(json!([{ "aesgcm": keys(&[("k", K16)]) }, kms]));
-        assert_eq!(err.code, Code::Unsupported);
-        assert_eq!(
-            err.message,
-            "transformer: providers[1].kms: kms providers are not supported"
+    fn kms_providers_are_validated_as_kubernetes_does() {
+        let kms = |fields: serde_json::Value| json!([{ "kms": fields }]);
+        let ok = inline(kms(json!({ "apiVersion": "v2", "name": "vault", "endpoint": "unix:///kms.sock", "timeout": "1m30s" })))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.provider_prefixes(), [b"k8s:enc:kms:v2:vault:".to_vec()]);
+        let v1 = inline(kms(
+            json!({ "name": "old", "endpoint": "unix:///@abstract", "cachesize": -1 }),
+        ))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v1.provider_prefixes(), [b"k8s:enc:kms:v1:old:".to_vec()]);
+        for (fields, message) in [
+            (
+                json!({ "endpoint": "unix:///k" }),
+                "providers[0].kms.name: name is a mandatory field",
+            ),
+            (
+                json!({ "name": "a:b", "endpoint": "unix:///k" }),
+                "invalid KMS provider name a:b, must not contain ':'",
+            ),
+            (
+                json!({ "name": "a" }),
+                "providers[0].kms.endpoint: endpoint is a mandatory field",
+            ),
+            (
+                json!({ "name": "a", "endpoint": "tcp://h:1" }),
+                "unsupported scheme \"tcp\" for KMS provider",
+            ),
+            (
+                json!({ "apiVersion": "v3", "name": "a", "endpoint": "unix:///k" }),
+                "unsupported apiVersion v3 for KMS provider",
+            ),
+            (
+                json!({ "apiVersion": "v2", "name": "a", "endpoint": "unix:///k", "cachesize": 10 }),
+                "cachesize is not supported in v2",
+            ),
+            (
+                json!({ "name": "a", "endpoint": "unix:///k", "cachesize": 0 }),
+                "cachesize should be a positive value, or negative to disable",
+            ),
+            (
+                json!({ "name": "a", "endpoint": "unix:///k", "timeout": "0s" }),
+                "timeout should be a positive value",
+            ),
+            (
+                json!({ "name": "a", "endpoint": "unix:///k", "timeout": "soon" }),
+                "\"soon\" is not a duration",
+            ),
+        ] {
+            let err = build_err(kms(fields.clone()));
+            assert_eq!(err.code, Code::InvalidConfig, "{fields}");
+            assert!(err.message.contains(message), "{fields}: {}", err.message);
+        }
+        let twice = json!({ "apiVersion": "v2", "name": "a", "endpoint": "unix:///k" });
+        let err = build_err(json!([{ "kms": twice }, { "kms": twice }]));
+        assert!(
+            err.message.contains("duplicate KMS provider name a"),
+            "{}",
+            err.message
         );
-        // A mistake elsewhere in the list is still reported as one.
-        let err = build_err(json!([kms, { "aesgcm": keys(&[("k", "AAAA")]) }]));
-        assert_eq!(err.code, Code::InvalidConfig);
+    }
+
+    #[test]
+    fn go_durations() {
+        for (text, want) in [
+            ("3s", 3.0),
+            ("1m30s", 90.0),
+            ("250ms", 0.25),
+            ("1.5h", 5400.0),
+            ("0", 0.0),
+        ] {
+            assert_eq!(
+                parse_go_duration(text),
+                Some(Duration::from_secs_f64(want)),
+                "{text}"
+            );
+        }
+        for bad in ["", "3", "s", "3x", "-1s", "1..5s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ impl Transformer for Identity {
         _authenticated_data: &[u8],
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         if data.starts_with(ENCRYPTED_PREFIX) {
-            return Err(TransformError(
-                "identity transformer tried to read encrypted data".into(),
+            return Err(TransformError::new(
+                "identity transformer tried to read encrypted data",
             ));
         }
         Ok((Cow::Borrowed(data), false))

@@ -14,6 +14,7 @@ use crate::storage::StorageError;
 pub mod aescbc;
 pub mod aesgcm;
 pub mod config;
+pub(crate) mod envelope;
 pub mod identity;
 pub mod prefix;
 pub mod secretbox;
@@ -23,7 +24,19 @@ mod testutil;
 
 /// Why stored bytes could not be transformed. Never contains key material.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransformError(pub String);
+pub struct TransformError(pub String, pub Cause);
+
+/// What kind of failure a `TransformError` is, for the caller's error code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// The bytes (or the key) are wrong: a corrupt object on reads.
+    #[default]
+    Data,
+    /// A KMS plugin could not be reached.
+    Unreachable,
+    /// A KMS plugin did not answer within its timeout.
+    Timeout,
+}
 
 impl fmt::Display for TransformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -33,7 +46,7 @@ impl fmt::Display for TransformError {
 
 impl TransformError {
     fn new(message: impl Into<String>) -> Self {
-        TransformError(message.into())
+        TransformError(message.into(), Cause::Data)
     }
 
     /// Go's transformers all report a value too short for its nonce this way.
@@ -90,6 +103,17 @@ pub trait Transformer: Send + Sync {
         observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         self.transform_from_storage_observed(data, authenticated_data, observe)
+    }
+
+    /// Whether the KMS plugins this transformer asks are healthy, as
+    /// kube-apiserver's `/healthz/kms-providers`; naming the provider that is not.
+    async fn health(&self) -> Result<(), TransformError> {
+        Ok(())
+    }
+
+    /// The transformer's own metrics, for the store to register.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        Vec::new()
     }
 
     /// `transform_to_storage` as the store runs it: it may wait for a KMS plugin.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{without_waiting, Outcome, TransformError, Transformer};
+use super::envelope::metrics::KmsMetrics;
+use super::{without_waiting, Cause, Outcome, TransformError, Transformer};
 
 /// A transformer and the prefix its values are stored under.
 #[derive(Clone)]
@@ -21,12 +22,21 @@ pub struct PrefixTransformer {
 /// Reads with whichever transformer's prefix the value carries, writes with the first.
 pub struct PrefixTransformers {
     transformers: Vec<PrefixTransformer>,
+    /// The metrics of its KMS providers, when it has any.
+    kms: Option<KmsMetrics>,
 }
 
 impl PrefixTransformers {
     /// `None` when `transformers` is empty: writes need a first transformer.
     pub fn new(transformers: Vec<PrefixTransformer>) -> Option<Self> {
-        (!transformers.is_empty()).then_some(PrefixTransformers { transformers })
+        Self::with_kms(transformers, None)
+    }
+
+    pub(crate) fn with_kms(
+        transformers: Vec<PrefixTransformer>,
+        kms: Option<KmsMetrics>,
+    ) -> Option<Self> {
+        (!transformers.is_empty()).then_some(PrefixTransformers { transformers, kms })
     }
 }
 
@@ -42,6 +52,20 @@ impl Transformer for PrefixTransformers {
 
     fn provider_prefixes(&self) -> Vec<Vec<u8>> {
         self.transformers.iter().map(|t| t.prefix.clone()).collect()
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        self.kms
+            .as_ref()
+            .map_or_else(Vec::new, KmsMetrics::collectors)
+    }
+
+    /// Every provider's health, in order; the first failure.
+    async fn health(&self) -> Result<(), TransformError> {
+        for t in &self.transformers {
+            t.transformer.health().await?;
+        }
+        Ok(())
     }
 
     fn transform_from_storage_observed<'a>(
@@ -82,6 +106,8 @@ impl Transformer for PrefixTransformers {
         observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         let mut errors: Vec<String> = Vec::new();
+        // A plugin that could not be asked says more than a key that did not fit.
+        let mut cause = Cause::Data;
         for (i, t) in self.transformers.iter().enumerate() {
             let Some(rest) = data.strip_prefix(t.prefix.as_slice()) else {
                 continue;
@@ -99,6 +125,9 @@ impl Transformer for PrefixTransformers {
                 Err(_) if t.prefix.is_empty() => {}
                 Err(e) => {
                     observe(Some(i), Outcome::Failed);
+                    if cause == Cause::Data {
+                        cause = e.1;
+                    }
                     if !errors.contains(&e.0) {
                         errors.push(e.0);
                     }
@@ -108,11 +137,12 @@ impl Transformer for PrefixTransformers {
         if errors.is_empty() {
             observe(None, Outcome::Failed);
         }
-        Err(TransformError(match errors.len() {
+        let message = match errors.len() {
             0 => "no matching prefix found".to_owned(),
             1 => errors.remove(0),
             _ => format!("[{}]", errors.join(", ")),
-        }))
+        };
+        Err(TransformError(message, cause))
     }
 
     async fn write(

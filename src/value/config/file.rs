@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{build_providers, into_transformer, ProviderConfig};
 use crate::config::parse;
 use crate::storage::{Code, StorageError};
+use crate::value::envelope::metrics::KmsMetrics;
 use crate::value::identity::Identity;
 use crate::value::prefix::PrefixTransformer;
 use crate::value::Transformer;
@@ -79,12 +80,13 @@ fn select(data: &[u8], wanted: GroupResource) -> Result<Arc<dyn Transformer>, St
     }
     // Per rule its providers; kms is refused only if the wanted resource uses it.
     let mut built: Vec<Result<Vec<PrefixTransformer>, StorageError>> = Vec::new();
+    let kms = KmsMetrics::new();
     let mut rules: HashMap<GroupResource, Vec<usize>> = HashMap::new();
     for (i, rule) in config.resources.iter().enumerate() {
         let at = format!("resources[{i}]");
         let names = validate_names(&format!("{at}.resources"), &rule.resources)?;
         built.push(
-            match build_providers(&format!("{at}.providers"), &rule.providers) {
+            match build_providers(&format!("{at}.providers"), &rule.providers, &kms) {
                 Err(e) if e.code != Code::Unsupported => return Err(e),
                 result => result,
             },
@@ -112,7 +114,7 @@ fn select(data: &[u8], wanted: GroupResource) -> Result<Arc<dyn Transformer>, St
     for &i in chosen {
         list.extend(built[i].clone()?);
     }
-    into_transformer(list)
+    into_transformer(list, kms)
 }
 
 fn parse(data: &[u8]) -> Result<EncryptionConfiguration, StorageError> {
@@ -496,17 +498,14 @@ resources:
     }
 
     #[test]
-    fn kms_is_unsupported_only_for_resources_that_use_it() {
+    fn kms_providers_come_from_the_file() {
         let config = with_rules(&format!(
-            "  - resources: [configmaps]\n    providers:\n      - kms: {{name: vault, endpoint: unix:///kms.sock, cachesize: 10}}\n      - identity: {{}}\n  - resources: [secrets]\n    providers: [{{aescbc: {{keys: [{{name: k, secret: \"{K16}\"}}]}}}}]\n"
+            "  - resources: [configmaps]\n    providers:\n      - kms: {{apiVersion: v2, name: vault, endpoint: unix:///kms.sock, timeout: 5s}}\n      - identity: {{}}\n  - resources: [secrets]\n    providers: [{{aescbc: {{keys: [{{name: k, secret: \"{K16}\"}}]}}}}]\n"
         ));
-        let err = load_str(&config, "configmaps").err().unwrap();
-        assert_eq!(err.code, Code::Unsupported);
-        assert!(
-            err.message
-                .contains("resources[0].providers[0].kms: kms providers are not supported"),
-            "{}",
-            err.message
+        let t = load_str(&config, "configmaps").unwrap();
+        assert_eq!(
+            t.provider_prefixes(),
+            [b"k8s:enc:kms:v2:vault:".to_vec(), Vec::new()]
         );
         assert_eq!(write_prefix(&config, "secrets"), "k8s:enc:aescbc:v1:k:");
     }

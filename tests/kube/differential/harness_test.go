@@ -366,6 +366,8 @@ func libClass(err error) string {
 var knownDifferences = map[string]struct{ goClass, libClass, reason string }{
 	"GuaranteedUpdate of a corrupt value": {"Internal", "CorruptObj",
 		"Kubernetes' store reads the value for an update without its corrupt-object handling, so the failure to decrypt or decode is a plain error (a 500 InternalError); the library reports CORRUPT_OBJ naming the key, as its Get and List do and as Kubernetes' Get does"},
+	"Get needing Decrypt from a hung plugin": {"CorruptObj", "Timeout",
+		"Kubernetes reports a KMS plugin that does not answer within the provider's timeout as a corrupt object; the library says TIMEOUT (and UNREACHABLE for a plugin that is not listening), so a caller can tell a plugin outage from bad data and retry"},
 	"Delete of a corrupt value": {"Internal", "CorruptObj",
 		"as for GuaranteedUpdate, Kubernetes' store fails with a plain error (500) and removes such objects only through its unsafe-deletion option, which the library does not have; the library reports CORRUPT_OBJ naming the key"},
 }

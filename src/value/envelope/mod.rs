@@ -1,0 +1,281 @@
+//! Go's `value/encrypt/envelope`: the `kms` provider, whose data keys a KMS
+//! plugin wraps. KMS v1 (this module, deprecated in Kubernetes but found on
+//! older clusters) stores `k8s:enc:kms:v1:<name>:` + a 2-byte big-endian
+//! length + the wrapped data key + the value sealed with it, one data key per
+//! write; KMS v2 is in `kmsv2`.
+
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lru::LruCache;
+use zeroize::Zeroizing;
+
+use super::{aescbc, aesgcm, random_bytes, Outcome, TransformError, Transformer};
+use metrics::KmsMetrics;
+use service::{v1beta1, Plugin};
+
+pub(crate) mod kmsv2;
+pub(crate) mod metrics;
+pub(crate) mod service;
+
+pub(crate) use kmsv2::KmsV2;
+
+/// A mutex's guard, also after a panic elsewhere left it poisoned: every
+/// critical section here leaves its data consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// When a plugin was last checked, and how that went.
+#[derive(Default)]
+pub(crate) struct Checked {
+    last: Option<(Instant, Result<(), TransformError>)>,
+}
+
+impl Checked {
+    /// Whether the last result is older than `ok_for` (a success) or
+    /// `failed_for` (a failure), or there is none.
+    fn due(&self, ok_for: Duration, failed_for: Duration) -> bool {
+        match &self.last {
+            None => true,
+            Some((at, Ok(()))) => at.elapsed() >= ok_for,
+            Some((at, Err(_))) => at.elapsed() >= failed_for,
+        }
+    }
+
+    fn record(&mut self, result: &Result<(), TransformError>) {
+        self.last = Some((Instant::now(), result.clone()));
+    }
+
+    fn last(&self) -> Result<(), TransformError> {
+        self.last.as_ref().map_or(Ok(()), |(_, r)| r.clone())
+    }
+}
+
+const V1BETA1: &str = "v1beta1";
+const HEALTH_TTL: Duration = Duration::from_secs(20);
+const HEALTH_TTL_AFTER_FAILURE: Duration = Duration::from_secs(3);
+
+/// A data key and what reads with it: AES-GCM, then AES-CBC (what KMS v1
+/// wrote before Kubernetes 1.25; such values are stale).
+struct V1Key {
+    gcm: Arc<dyn Transformer>,
+    cbc: Arc<dyn Transformer>,
+}
+
+impl V1Key {
+    fn new(key: &[u8]) -> Result<V1Key, TransformError> {
+        let invalid = |e: super::InvalidKeySize| TransformError::new(e.to_string());
+        Ok(V1Key {
+            gcm: aesgcm::new(key).map_err(invalid)?,
+            cbc: aescbc::new(key).map_err(invalid)?,
+        })
+    }
+
+    fn open(&self, data: &[u8], ad: &[u8]) -> Result<(Vec<u8>, bool), TransformError> {
+        let gcm = match self.gcm.transform_from_storage(data, ad) {
+            Ok((out, stale)) => return Ok((out.into_owned(), stale)),
+            Err(e) => e,
+        };
+        match self.cbc.transform_from_storage(data, ad) {
+            Ok((out, _)) => Ok((out.into_owned(), true)),
+            Err(cbc) => Err(TransformError::new(format!("[{gcm}, {cbc}]"))),
+        }
+    }
+}
+
+/// A KMS v1 provider.
+pub(crate) struct KmsV1 {
+    plugin: Plugin,
+    metrics: KmsMetrics,
+    /// `None` when `cachesize` is negative: every read asks the plugin.
+    cache: Option<Mutex<LruCache<Vec<u8>, Arc<V1Key>>>>,
+    /// Set once the plugin has answered Version with v1beta1.
+    version_checked: tokio::sync::OnceCell<()>,
+    checked: tokio::sync::Mutex<Checked>,
+}
+
+impl KmsV1 {
+    pub(crate) fn new(plugin: Plugin, cache_size: i32, metrics: KmsMetrics) -> KmsV1 {
+        let cache = usize::try_from(cache_size)
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .map(|n| Mutex::new(LruCache::new(n)));
+        KmsV1 {
+            plugin,
+            metrics,
+            cache,
+            version_checked: tokio::sync::OnceCell::new(),
+            checked: tokio::sync::Mutex::new(Checked::default()),
+        }
+    }
+
+    /// Go's client asks Version once, before its first other call.
+    async fn check_version(&self) -> Result<(), TransformError> {
+        self.version_checked
+            .get_or_try_init(|| async {
+                let request = v1beta1::VersionRequest {
+                    version: V1BETA1.into(),
+                };
+                let resp: v1beta1::VersionResponse =
+                    self.plugin.call(v1beta1::VERSION, request).await?;
+                if resp.version != V1BETA1 {
+                    return Err(self.plugin.invalid(
+                        v1beta1::VERSION,
+                        format!("version {:?}, not {V1BETA1}", resp.version),
+                    ));
+                }
+                Ok(())
+            })
+            .await
+            .copied()
+    }
+
+    async fn encrypt(&self, plain: &[u8]) -> Result<Vec<u8>, TransformError> {
+        self.check_version().await?;
+        let request = v1beta1::EncryptRequest {
+            version: V1BETA1.into(),
+            plain: plain.to_vec(),
+        };
+        let resp: v1beta1::EncryptResponse = self.plugin.call(v1beta1::ENCRYPT, request).await?;
+        Ok(resp.cipher)
+    }
+
+    async fn decrypt(&self, cipher: &[u8]) -> Result<Zeroizing<Vec<u8>>, TransformError> {
+        self.check_version().await?;
+        let request = v1beta1::DecryptRequest {
+            version: V1BETA1.into(),
+            cipher: cipher.to_vec(),
+        };
+        let resp: v1beta1::DecryptResponse = self.plugin.call(v1beta1::DECRYPT, request).await?;
+        Ok(Zeroizing::new(resp.plain))
+    }
+
+    fn remember(&self, wrapped: &[u8], key: V1Key) -> Arc<V1Key> {
+        let key = Arc::new(key);
+        if let Some(cache) = &self.cache {
+            lock(cache).put(wrapped.to_vec(), key.clone());
+        }
+        key
+    }
+
+    /// kube-apiserver's probe of a v1 plugin: Encrypt("ping"), then Decrypt.
+    async fn probe(&self) -> Result<(), TransformError> {
+        let mut checked = self.checked.lock().await;
+        if !checked.due(HEALTH_TTL, HEALTH_TTL_AFTER_FAILURE) {
+            return checked.last();
+        }
+        let result = async {
+            let cipher = self.encrypt(b"ping").await?;
+            self.decrypt(&cipher).await.map(drop)
+        }
+        .await
+        .map_err(|e| {
+            TransformError(
+                format!(
+                    "failed to perform the healthz check for KMS Provider {}, error: {e}",
+                    self.plugin.provider
+                ),
+                e.1,
+            )
+        });
+        checked.record(&result);
+        result
+    }
+}
+
+#[async_trait]
+impl Transformer for KmsV1 {
+    fn transform_from_storage<'a>(
+        &self,
+        data: &'a [u8],
+        authenticated_data: &[u8],
+    ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
+        super::without_waiting(self.read(data, authenticated_data, &mut |_, _| {})).unwrap_or_else(
+            || {
+                Err(TransformError::new(
+                    "reading needs the KMS plugin: use `read`",
+                ))
+            },
+        )
+    }
+
+    fn transform_to_storage(
+        &self,
+        data: &[u8],
+        authenticated_data: &[u8],
+    ) -> Result<Vec<u8>, TransformError> {
+        super::without_waiting(self.write(data, authenticated_data)).unwrap_or_else(|| {
+            Err(TransformError::new(
+                "writing needs the KMS plugin: use `write`",
+            ))
+        })
+    }
+
+    async fn read<'a>(
+        &self,
+        data: &'a [u8],
+        authenticated_data: &[u8],
+        _observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
+    ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
+        let invalid = || {
+            TransformError::new(
+                "invalid data encountered by envelope transformer: failed to read uint16 length prefixed data",
+            )
+        };
+        let (len, rest) = data.split_first_chunk::<2>().ok_or_else(invalid)?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        if rest.len() < len {
+            return Err(invalid());
+        }
+        let (wrapped, sealed) = rest.split_at(len);
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| lock(cache).get(wrapped).cloned());
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                if self.cache.is_some() {
+                    self.metrics.cache_miss();
+                }
+                let key = self.decrypt(wrapped).await?;
+                self.remember(wrapped, V1Key::new(&key)?)
+            }
+        };
+        let (plain, stale) = key.open(sealed, authenticated_data)?;
+        Ok((Cow::Owned(plain), stale))
+    }
+
+    async fn health(&self) -> Result<(), TransformError> {
+        self.probe().await
+    }
+
+    async fn write(
+        &self,
+        data: &[u8],
+        authenticated_data: &[u8],
+    ) -> Result<Vec<u8>, TransformError> {
+        let key = Zeroizing::new(random_bytes::<32>()?);
+        let wrapped = self.encrypt(key.as_ref()).await?;
+        let len = u16::try_from(wrapped.len()).map_err(|_| {
+            self.plugin.invalid(
+                v1beta1::ENCRYPT,
+                format!(
+                    "a wrapped key of {} bytes, over the 65535 a value can hold",
+                    wrapped.len()
+                ),
+            )
+        })?;
+        let key = self.remember(&wrapped, V1Key::new(key.as_ref())?);
+        let sealed = key.gcm.transform_to_storage(data, authenticated_data)?;
+        let mut out = Vec::with_capacity(2 + wrapped.len() + sealed.len());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wrapped);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+}
