@@ -236,6 +236,37 @@ typedef struct storage_object_info {
 } storage_object_info;
 
 /**
+ * What `storage_reencrypt` found and did.
+ */
+typedef struct storage_reencrypt_counts {
+  /**
+   * Objects under the key.
+   */
+  int64_t seen;
+  /**
+   * Stale objects now stored under the current encryption key.
+   */
+  int64_t rewritten;
+  /**
+   * Objects that could not be read or rewritten.
+   */
+  int64_t failed;
+} storage_reencrypt_counts;
+
+/**
+ * The progress function of `storage_reencrypt`, called on the calling thread
+ * with the counts so far: after each object that could not be rewritten, with
+ * `failure` naming it (its key, code and message; valid during the call
+ * only), and after each page of up to 500 objects, with `failure` NULL.
+ * Returns `STORAGE_OK` to go on; any other code stops the walk, which then
+ * returns that code (a value that is no `storage_code`:
+ * `STORAGE_ERR_INVALID_ARGUMENT`). It may call into the library.
+ */
+typedef storage_code (*storage_reencrypt_fn)(void *user_data,
+                                             const struct storage_reencrypt_counts *counts,
+                                             const struct storage_error *failure);
+
+/**
  * Preconditions of a delete or update (Go's `storage.Preconditions`): a
  * NULL field is not checked. A mismatch is `STORAGE_ERR_INVALID_OBJ`.
  */
@@ -452,6 +483,28 @@ storage_code storage_metrics(const struct storage *s,
  * Frees a string the library returned (`storage_metrics`). NULL is a no-op.
  */
 void storage_string_free(char *text);
+
+/**
+ * Re-encryption after a key rotation, without an API server: walks every
+ * object under `key` (a directory, joined onto the prefix; `"/"` for all)
+ * and rewrites each stale one — read with a provider or key other than the
+ * first, or, for KMS v2, under another key ID than the plugin's current one
+ * — through `GuaranteedUpdate`, so that it is stored under the current key.
+ * Compare-and-swap makes it safe beside a running kube-apiserver: a
+ * concurrent update is kept, never overwritten. KMS plugins are asked for
+ * their current key first, so a rotation a moment ago counts.
+ *
+ * Objects that cannot be read or rewritten (corrupt, a plugin that fails)
+ * are counted as failed and passed to `progress`, and the walk goes on.
+ * Writes the counts to `*out_counts` when the walk completes. `progress`
+ * may be NULL. etcd2: `STORAGE_ERR_UNSUPPORTED`.
+ */
+storage_code storage_reencrypt(const struct storage *s,
+                               const char *key,
+                               storage_reencrypt_fn progress,
+                               void *user_data,
+                               struct storage_reencrypt_counts *out_counts,
+                               struct storage_error **out_error);
 
 /**
  * Starts watching `key` (joined onto the prefix as `storage_get` does; with

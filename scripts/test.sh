@@ -15,7 +15,7 @@ if [ -d .git ] && ! git diff --quiet -- include/apiserver_storage.h; then
   exit 1
 fi
 cargo test
-STORAGE_TEST_SANITIZER=address cargo test --test c_api --test vectors --test examples --test c_watch --test c_regressions --test c_config --test c_watch_hostile
+STORAGE_TEST_SANITIZER=address cargo test --test c_api --test vectors --test examples --test c_watch --test c_regressions --test c_config --test c_watch_hostile --test kms
 # The etcd3 suites again against etcd 3.6 (install-deps builds it); etcd2 stays
 # on 3.4, since etcd 3.6 removed the v2 API.
 ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test store --test interface --test watch \

@@ -287,6 +287,23 @@ impl From<Vec<u8>> for Update {
 /// its resourceVersion; `None` when absent and ignored), returns the new object.
 pub type TryUpdate<'a> = dyn FnMut(Option<&Object>) -> Result<Update> + Send + 'a;
 
+/// What a re-encryption walk found and did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reencrypted {
+    /// Objects under the key.
+    pub seen: i64,
+    /// Stale objects now stored under the current encryption key.
+    pub rewritten: i64,
+    /// Objects that could not be read or rewritten (each reported to the progress function).
+    pub failed: i64,
+}
+
+/// Told of each object that could not be rewritten (`Some`, naming its key)
+/// and after each page (`None`), with the counts so far; an `Err` stops the
+/// walk with that error.
+pub type ReencryptProgress<'a> =
+    dyn FnMut(&Reencrypted, Option<&StorageError>) -> Result<()> + Send + 'a;
+
 /// `storage.Interface`: what every backend implements.
 #[async_trait]
 pub trait Interface: Send + Sync {
@@ -329,6 +346,20 @@ pub trait Interface: Send + Sync {
     async fn compact_revision(&self) -> Result<i64> {
         Err(StorageError::unsupported(
             "this backend has no compaction: etcd2 keeps no history",
+        ))
+    }
+
+    /// Rewrites every stale object under `key` (a directory) through
+    /// `GuaranteedUpdate`, so that it is stored under the current encryption
+    /// key: what operators do after rotating one. Objects that fail are
+    /// counted and reported, and the walk goes on.
+    async fn reencrypt(
+        &self,
+        _key: &str,
+        _progress: &mut ReencryptProgress<'_>,
+    ) -> Result<Reencrypted> {
+        Err(StorageError::unsupported(
+            "this backend has no encryption at rest: etcd2 stores values as written",
         ))
     }
 

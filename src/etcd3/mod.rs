@@ -8,6 +8,7 @@ mod health;
 mod lease;
 mod list;
 mod pool;
+mod reencrypt;
 mod store;
 mod watcher;
 

@@ -16,6 +16,7 @@ use super::health::health_get;
 use super::lease::LeaseManager;
 use super::list;
 use super::pool::Pool;
+use super::reencrypt;
 use super::watcher::Watcher;
 use crate::codec::versioner::{
     parse_resource_version, parse_watch_resource_version, validate_minimum_resource_version,
@@ -26,7 +27,7 @@ use crate::metrics::{Method, Metrics};
 use crate::storage::ttl_seconds;
 use crate::storage::{
     check_preconditions, join_key, Code, GetOptions, Interface, ListOptions, ListResult, Object,
-    Preconditions, Result, StorageError, TryUpdate,
+    Preconditions, ReencryptProgress, Reencrypted, Result, StorageError, TryUpdate,
 };
 use crate::value::{Cause, Transformer};
 use crate::watch::{ProgressRequester, Watch, WatchOptions};
@@ -134,6 +135,68 @@ impl Store {
         Ok((plain, stored))
     }
 
+    /// `GuaranteedUpdate` of a full etcd key; tells whether it wrote.
+    pub(super) async fn update_key(
+        &self,
+        key: String,
+        ignore_not_found: bool,
+        preconditions: Option<&Preconditions>,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<(Object, bool)> {
+        let mut current = self.get_kv(&key).await?;
+
+        loop {
+            let (state, rev) = match current.take() {
+                Some(kv) => (
+                    Some(self.decode(&key, kv.value(), kv.mod_revision()).await?),
+                    kv.mod_revision(),
+                ),
+                None if ignore_not_found => (None, 0),
+                None => return Err(StorageError::key_not_found(&key)),
+            };
+            check_preconditions(&key, preconditions, state.as_ref().map(|s| &s.object))?;
+            if let Some(state) = &state {
+                state.object.check_nothing_unknown(&key)?;
+            }
+            let updated = try_update(state.as_ref().map(|s| &s.object))?;
+            // As Go: no TTL given writes without a lease, like a TTL of 0.
+            let ttl = ttl_seconds(updated.ttl.unwrap_or(0))?;
+            let (plain, stored) = self.to_storage(&key, &updated.object).await?;
+            if let Some(state) = &state {
+                // Rewriting a stale value is how data moves to the current key.
+                // As Go, an unchanged object is not written even for a new TTL.
+                if !state.object.stale && plain == state.plain {
+                    return Ok((state.object.clone(), false));
+                }
+            }
+            let lease = self.lease(ttl).await?;
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
+                .and_then([TxnOp::put(key.as_str(), stored, self.put_options(lease))])
+                .or_else([TxnOp::get(key.as_str(), None)]);
+            let resp = self.txn(txn).await?;
+            if !resp.succeeded() {
+                current = first_kv(&resp);
+                continue;
+            }
+            let written = self.decode_plain(&key, &plain, txn_revision(&resp), false)?;
+            return Ok((written, true));
+        }
+    }
+
+    /// Asks the transformer's KMS plugins for their current key now, so that
+    /// staleness reflects a rotation at once.
+    pub(super) async fn refresh_keys(&self) -> Result<()> {
+        self.transformer.refresh().await.map_err(|e| {
+            let code = match e.1 {
+                Cause::Timeout => Code::Timeout,
+                Cause::Unreachable => Code::Unreachable,
+                Cause::Data => Code::Internal,
+            };
+            StorageError::new(code, e.0)
+        })
+    }
+
     fn put_options(&self, lease: Option<i64>) -> Option<PutOptions> {
         lease.map(|id| PutOptions::new().with_lease(id))
     }
@@ -153,9 +216,18 @@ impl Store {
 
     /// A read of `key` (and, with `options`, a range from it), retried across endpoints.
     pub(super) async fn range(&self, key: &str, options: EtcdGetOptions) -> Result<GetResponse> {
+        self.range_bytes(key.as_bytes(), options).await
+    }
+
+    /// `range` from a key that need not be UTF-8 (a page's continuation).
+    pub(super) async fn range_bytes(
+        &self,
+        key: &[u8],
+        options: EtcdGetOptions,
+    ) -> Result<GetResponse> {
         self.pool
             .read(self.rpc, Method::Range, |c| {
-                let (mut kv, key, options) = (c.kv_client(), key.to_owned(), options.clone());
+                let (mut kv, key, options) = (c.kv_client(), key.to_vec(), options.clone());
                 async move { kv.get(key, Some(options)).await }
             })
             .await
@@ -339,43 +411,21 @@ impl Interface for Store {
         try_update: &mut TryUpdate<'_>,
     ) -> Result<Object> {
         let key = join_key(&self.prefix, key)?;
-        let mut current = self.get_kv(&key).await?;
-        loop {
-            let (state, rev) = match current.take() {
-                Some(kv) => (
-                    Some(self.decode(&key, kv.value(), kv.mod_revision()).await?),
-                    kv.mod_revision(),
-                ),
-                None if ignore_not_found => (None, 0),
-                None => return Err(StorageError::key_not_found(&key)),
-            };
-            check_preconditions(&key, preconditions, state.as_ref().map(|s| &s.object))?;
-            if let Some(state) = &state {
-                state.object.check_nothing_unknown(&key)?;
-            }
-            let updated = try_update(state.as_ref().map(|s| &s.object))?;
-            // As Go: no TTL given writes without a lease, like a TTL of 0.
-            let ttl = ttl_seconds(updated.ttl.unwrap_or(0))?;
-            let (plain, stored) = self.to_storage(&key, &updated.object).await?;
-            if let Some(state) = &state {
-                // Rewriting a stale value is how data moves to the current key.
-                // As Go, an unchanged object is not written even for a new TTL.
-                if !state.object.stale && plain == state.plain {
-                    return Ok(state.object.clone());
-                }
-            }
-            let lease = self.lease(ttl).await?;
-            let txn = Txn::new()
-                .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
-                .and_then([TxnOp::put(key.as_str(), stored, self.put_options(lease))])
-                .or_else([TxnOp::get(key.as_str(), None)]);
-            let resp = self.txn(txn).await?;
-            if !resp.succeeded() {
-                current = first_kv(&resp);
-                continue;
-            }
-            return self.decode_plain(&key, &plain, txn_revision(&resp), false);
+        self.update_key(key, ignore_not_found, preconditions, try_update)
+            .await
+            .map(|(object, _)| object)
+    }
+
+    async fn reencrypt(
+        &self,
+        key: &str,
+        progress: &mut ReencryptProgress<'_>,
+    ) -> Result<Reencrypted> {
+        let mut key_prefix = join_key(&self.prefix, key)?;
+        if !key_prefix.ends_with('/') {
+            key_prefix.push('/');
         }
+        reencrypt::walk(self, &key_prefix, progress).await
     }
 
     async fn list(&self, key: &str, opts: &ListOptions) -> Result<ListResult> {

@@ -8,6 +8,7 @@ mod bytes;
 mod error;
 mod handle;
 mod metrics;
+mod reencrypt;
 mod watch;
 mod write;
 

@@ -159,8 +159,8 @@ pub type storage_update_ttl_fn = Option<
     ) -> storage_code_int,
 >;
 
-/// Carries the caller's `user_data` into the update closure.
-struct UserData(*mut c_void);
+/// Carries the caller's `user_data` into a callback's closure.
+pub(crate) struct UserData(pub(crate) *mut c_void);
 // SAFETY: the callback runs only on the thread that called
 // `storage_guaranteed_update`, which owns `user_data` for the call.
 unsafe impl Send for UserData {}
@@ -168,25 +168,25 @@ unsafe impl Send for UserData {}
 unsafe impl Sync for UserData {}
 
 impl UserData {
-    fn get(&self) -> *mut c_void {
+    pub(crate) fn get(&self) -> *mut c_void {
         self.0
     }
 }
 
-/// What a callback's return value means: `None` for `STORAGE_OK`, the code to
-/// abort with otherwise. A value that is no `storage_code` (`-1`, `42`, ...)
-/// aborts with `INVALID_ARGUMENT` naming it.
-fn abort_code(code: storage_code_int) -> Option<StorageError> {
+/// What the return value of the callback `who` means: `None` for
+/// `STORAGE_OK`, the code to abort with otherwise. A value that is no
+/// `storage_code` (`-1`, `42`, ...) aborts with `INVALID_ARGUMENT` naming it.
+pub(crate) fn abort_code(code: storage_code_int, who: &str) -> Option<StorageError> {
     let known = storage_code::from_int(code);
     let (code, message) = match known {
         Some(storage_code::STORAGE_OK) => return None,
         Some(known) => (
             Code::from(known),
-            format!("update aborted by try_update with code {code}"),
+            format!("aborted by {who} with code {code}"),
         ),
         None => (
             Code::InvalidArgument,
-            format!("try_update returned {code}, which is not a storage_code"),
+            format!("{who} returned {code}, which is not a storage_code"),
         ),
     };
     Some(StorageError::new(code, message))
@@ -234,7 +234,7 @@ fn guaranteed_update(
             let code = tokio::task::block_in_place(|| {
                 callback(ptr, len, &mut new, &mut new_len, &mut ttl)
             });
-            if let Some(abort) = abort_code(code) {
+            if let Some(abort) = abort_code(code, "try_update") {
                 return Err(abort);
             }
             Ok(Update {

@@ -111,6 +111,12 @@ pub trait Transformer: Send + Sync {
         Ok(())
     }
 
+    /// Asks the KMS plugins for their current key now (a re-encryption after
+    /// a rotation must not wait for the next periodic check).
+    async fn refresh(&self) -> Result<(), TransformError> {
+        Ok(())
+    }
+
     /// The transformer's own metrics, for the store to register.
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         Vec::new()

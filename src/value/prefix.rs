@@ -60,6 +60,13 @@ impl Transformer for PrefixTransformers {
             .map_or_else(Vec::new, KmsMetrics::collectors)
     }
 
+    async fn refresh(&self) -> Result<(), TransformError> {
+        for t in &self.transformers {
+            t.transformer.refresh().await?;
+        }
+        Ok(())
+    }
+
     /// Every provider's health, in order; the first failure.
     async fn health(&self) -> Result<(), TransformError> {
         for t in &self.transformers {

@@ -491,6 +491,13 @@ impl Transformer for KmsV2 {
         self.probe().await
     }
 
+    async fn refresh(&self) -> Result<(), TransformError> {
+        let mut checked = self.checked.lock().await;
+        let result = self.check().await;
+        checked.record(&result);
+        result
+    }
+
     async fn write(
         &self,
         data: &[u8],
@@ -528,25 +535,43 @@ mod tests {
             let name = &v["name"];
             let stored = b64(&v["stored"]);
             let prefix = format!("k8s:enc:kms:v2:{}:", v["provider_name"].as_str().unwrap());
-            let body = stored.strip_prefix(prefix.as_bytes()).expect("the v2 prefix");
+            let body = stored
+                .strip_prefix(prefix.as_bytes())
+                .expect("the v2 prefix");
             let o = EncryptedObject::decode(body).unwrap();
             assert_eq!(validate(&o), Ok(()), "{name}");
             assert_eq!(o.key_id, v["key_id"].as_str().unwrap(), "{name}");
-            assert_eq!(o.encrypted_dek_source, b64(&v["encrypted_dek_source"]), "{name}");
+            assert_eq!(
+                o.encrypted_dek_source,
+                b64(&v["encrypted_dek_source"]),
+                "{name}"
+            );
             assert_eq!(o.encrypted_data, b64(&v["encrypted_data"]), "{name}");
             let seed = v["dek_source_type"] == "HKDF_SHA256_XNONCE_AES_GCM_SEED";
-            let want_type = if seed { HKDF_SHA256_XNONCE_AES_GCM_SEED } else { AES_GCM_KEY };
+            let want_type = if seed {
+                HKDF_SHA256_XNONCE_AES_GCM_SEED
+            } else {
+                AES_GCM_KEY
+            };
             assert_eq!(o.encrypted_dek_source_type, want_type, "{name}");
             if let Some(annotations) = v["annotations"].as_object() {
                 for (k, value) in annotations {
                     assert_eq!(o.annotations[k], b64(value), "{name}");
                 }
             }
-            let key = DataKey::new(o.encrypted_dek_source_type, Zeroizing::new(b64(&v["dek_source"]))).unwrap();
+            let key = DataKey::new(
+                o.encrypted_dek_source_type,
+                Zeroizing::new(b64(&v["dek_source"])),
+            )
+            .unwrap();
             let ad = v["etcd_key"].as_str().unwrap().as_bytes();
             let (plain, _) = key.open(&o.encrypted_data, ad).unwrap();
             assert_eq!(plain, b64(&v["plaintext"]), "{name}");
-            assert!(key.open(&o.encrypted_data, b"/registry/secrets/x/moved").is_err(), "{name}");
+            assert!(
+                key.open(&o.encrypted_data, b"/registry/secrets/x/moved")
+                    .is_err(),
+                "{name}"
+            );
             if seed {
                 // The per-value key is HKDF-Expand(seed, info), as the vector records.
                 let info = &o.encrypted_data[..INFO_SIZE];
@@ -556,10 +581,17 @@ mod tests {
                 hkdf.expand(info, &mut derived_key).unwrap();
                 assert_eq!(derived_key.to_vec(), b64(&v["derived_key"]), "{name}");
                 // A value sealed here with the same seed opens the same way.
-                let DataKey::Seed(seed) = &key else { unreachable!() };
+                let DataKey::Seed(seed) = &key else {
+                    unreachable!()
+                };
                 let info = [7u8; INFO_SIZE];
                 let mut ours = info.to_vec();
-                ours.extend(derived(seed, &info).unwrap().transform_to_storage(&plain, ad).unwrap());
+                ours.extend(
+                    derived(seed, &info)
+                        .unwrap()
+                        .transform_to_storage(&plain, ad)
+                        .unwrap(),
+                );
                 assert_eq!(key.open(&ours, ad).unwrap().0, plain, "{name}");
             }
         }

@@ -285,7 +285,10 @@ impl Transformer for KmsV1 {
 /// that wrapped them would give back.
 #[cfg(test)]
 pub(crate) fn vectors(api_version: &str) -> Vec<serde_json::Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kms/vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/kms/vectors.json"
+    );
     let all: serde_json::Value =
         serde_json::from_slice(&std::fs::read(path).expect("the KMS vectors")).unwrap();
     all["vectors"]
@@ -318,9 +321,16 @@ mod tests {
         for v in vectors {
             let stored = b64(&v["stored"]);
             let prefix = format!("k8s:enc:kms:v1:{}:", v["provider_name"].as_str().unwrap());
-            let body = stored.strip_prefix(prefix.as_bytes()).expect("the v1 prefix");
+            let body = stored
+                .strip_prefix(prefix.as_bytes())
+                .expect("the v1 prefix");
             let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-            assert_eq!(&body[2..2 + len], b64(&v["encrypted_dek_source"]), "{}", v["name"]);
+            assert_eq!(
+                &body[2..2 + len],
+                b64(&v["encrypted_dek_source"]),
+                "{}",
+                v["name"]
+            );
             let key = V1Key::new(&b64(&v["dek_source"])).unwrap();
             let ad = v["etcd_key"].as_str().unwrap().as_bytes();
             let (plain, stale) = key.open(&body[2 + len..], ad).unwrap();
@@ -328,7 +338,9 @@ mod tests {
             assert_eq!(stale, v["stale"] == true, "{}", v["name"]);
             // Bound to its key: elsewhere, GCM fails (CBC, unauthenticated, may not).
             if v["data_cipher"] == "aes-gcm" {
-                let gcm = key.gcm.transform_from_storage(&body[2 + len..], b"/registry/secrets/x/y");
+                let gcm = key
+                    .gcm
+                    .transform_from_storage(&body[2 + len..], b"/registry/secrets/x/y");
                 assert!(gcm.is_err(), "{}", v["name"]);
             }
         }
