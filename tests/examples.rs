@@ -163,3 +163,46 @@ fn python_example_reads_an_encrypted_secret() {
 fn run(program: &Path, config: &str, key: &str) -> Output {
     Command::new(program).args([config, key]).output().unwrap()
 }
+
+/// examples/c/reencrypt.c after a key rotation: the Secret written under the
+/// example's aescbc key moves to a new first key, and a second run finds
+/// nothing left to do.
+#[test]
+fn c_reencrypt_example_moves_secrets_to_a_new_key() {
+    let seeded = seeded();
+    let program = compile_c(&["examples/c/reencrypt.c"], "reencrypt", &[]);
+    let rotated = tempfile::NamedTempFile::new().unwrap();
+    let original =
+        std::fs::read_to_string(manifest_dir().join("examples/encryption-config.yaml")).unwrap();
+    let new_key = format!(
+        "          keys:\n            - name: key2\n              secret: {}\n",
+        b64("0123456789abcdef0123456789abcdef")
+    );
+    let with_new_key = original.replacen("          keys:\n", &new_key, 1);
+    assert_ne!(
+        with_new_key, original,
+        "the example config's keys: list moved"
+    );
+    std::fs::write(rotated.path(), with_new_key).unwrap();
+    let config = seeded.etcd.config(&format!(
+        r#""health_timeout_ms":10000,"transformer":{{"encryption_config_file":"{}","resource":"secrets"}}"#,
+        rotated.path().display()
+    ));
+    let output = run_c(&program, &[&config, "/secrets"]);
+    assert_success("reencrypt", &output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "seen 1 rewritten 1 failed 0"
+    );
+    let stored = seeded
+        .etcd
+        .raw("/registry/secrets/default/db-password")
+        .unwrap();
+    assert!(stored.starts_with(b"k8s:enc:aescbc:v1:key2:"));
+    let output = run_c(&program, &[&config]);
+    assert_success("reencrypt again", &output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "seen 1 rewritten 0 failed 0"
+    );
+}

@@ -84,6 +84,13 @@ _U8P = ctypes.POINTER(ctypes.c_uint8)
 # storage_update_fn
 _UPDATE_FN = ctypes.CFUNCTYPE(ctypes.c_int, _P, _U8P, ctypes.c_size_t, ctypes.POINTER(_U8P),
                               ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_int64))
+
+
+class _Counts(ctypes.Structure):
+    _fields_ = [("seen", ctypes.c_int64), ("rewritten", ctypes.c_int64), ("failed", ctypes.c_int64)]
+
+
+_REENCRYPT_FN = ctypes.CFUNCTYPE(ctypes.c_int, _P, ctypes.POINTER(_Counts), _P)
 # What the trampoline tells the library when try_update raised; the caller gets the exception instead.
 _ABORT = 103  # STORAGE_ERR_INTERNAL
 
@@ -103,6 +110,7 @@ def _load():
         "storage_guaranteed_update_ttl": (ctypes.c_int, [_P, _S, ctypes.c_bool, ctypes.POINTER(_Preconditions),
                                                          _UPDATE_FN, _P, ctypes.POINTER(_Bytes), ctypes.POINTER(_P)]),
         "storage_compact_revision": (ctypes.c_int, [_P, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(_P)]),
+        "storage_reencrypt": (ctypes.c_int, [_P, _S, _REENCRYPT_FN, _P, ctypes.POINTER(_Counts), ctypes.POINTER(_P)]),
         "storage_metrics": (ctypes.c_int, [_P, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
         "storage_string_free": (None, [_P]),
         "storage_list": (ctypes.c_int, [_P, _S, _S, ctypes.c_int64, _S, ctypes.POINTER(_Bytes),
@@ -278,6 +286,39 @@ class Storage:
         rev, err = ctypes.c_int64(), _P()
         _check(_lib.storage_compact_revision(self._h, ctypes.byref(rev), ctypes.byref(err)), err)
         return rev.value
+
+    def reencrypt(self, key="/", progress=None):
+        """Rewrites every stale object under key (a directory) under the current encryption key, as
+        operators do after a key rotation; returns (seen, rewritten, failed). progress(counts, failure)
+        is called after each page (failure None) and each object that could not be rewritten (failure
+        a StorageError naming its key); an exception it raises stops the walk and is raised here."""
+        raised = []
+
+        def trampoline(_user_data, counts, failure):
+            try:
+                if progress is not None:
+                    c = counts.contents
+                    error = None
+                    if failure:
+                        code = _lib.storage_error_code(failure)
+                        error = _BY_CODE.get(code, StorageError)(
+                            code, _lib.storage_error_message(failure).decode(errors="replace"),
+                            _lib.storage_error_key(failure).decode(errors="replace"),
+                            _lib.storage_error_resource_version(failure))
+                    progress((c.seen, c.rewritten, c.failed), error)
+                return 0
+            except BaseException as e:  # raised again once C has returned
+                raised.append(e)
+                return _ABORT
+
+        callback = _REENCRYPT_FN(trampoline)  # alive until the call returns
+        out, err = _Counts(), _P()
+        code = _lib.storage_reencrypt(self._h, _enc(key), callback, None, ctypes.byref(out), ctypes.byref(err))
+        if raised:
+            _lib.storage_error_free(err.value)
+            raise raised.pop()
+        _check(code, err)
+        return out.seen, out.rewritten, out.failed
 
     def watch(self, key, resource_version=None, recursive=False, progress_notify=False):
         """A Watch; progress_notify asks etcd for BOOKMARK events while the watch is idle."""

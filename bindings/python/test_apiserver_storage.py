@@ -87,6 +87,28 @@ class BindingTest(unittest.TestCase):
                     w.request_progress()
         self.assertEqual(self.s.compact_revision(), 0)
 
+    def test_reencrypt_after_a_key_rotation(self):
+        k1 = {"name": "k1", "secret": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+        k2 = {"name": "k2", "secret": "HxwdHh8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRo="}
+
+        def encrypted(*keys):
+            return st.Storage(config(prefix="/pyreencrypt",
+                                     transformer={"providers": [{"aesgcm": {"keys": list(keys)}}]}))
+
+        with encrypted(k1) as old:
+            old.create("/secrets/a", {"kind": "Secret", "metadata": {"name": "a"}})
+        with encrypted(k2, k1) as rotated:
+            pages = []
+            self.assertEqual(rotated.reencrypt("/secrets", lambda counts, failure: pages.append((counts, failure))),
+                             (1, 1, 0))
+            self.assertEqual(pages, [((1, 1, 0), None)])
+            self.assertFalse(rotated.get_with_info("/secrets/a")[2])
+
+            def stop(counts, failure):
+                raise KeyboardInterrupt
+            with self.assertRaises(KeyboardInterrupt):
+                rotated.reencrypt("/secrets", stop)
+
     def test_threads_share_a_handle(self):
         self.s.create("/cms/t", {"metadata": {"name": "t"}})
         failures = []

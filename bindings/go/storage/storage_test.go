@@ -508,3 +508,43 @@ func TestUpdateTTLsBookmarksAndCompactRevision(t *testing.T) {
 		t.Fatalf("a fresh etcd has no compaction recorded: %d %v", rev, err)
 	}
 }
+
+// Reencrypt after a key rotation: the stale object is rewritten, a
+// progress error stops the walk with that error.
+func TestReencrypt(t *testing.T) {
+	endpoint := os.Getenv("ETCD_ENDPOINT")
+	key1 := `{"name":"k1","secret":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}`
+	key2 := `{"name":"k2","secret":"HxwdHh8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRo="}`
+	open := func(keys string) *Storage {
+		s, err := New(fmt.Sprintf(`{"server_list":[%q],"prefix":"/goreencrypt","transformer":{"providers":[{"aesgcm":{"keys":[%s]}}]}}`, endpoint, keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ctx := context.Background()
+	old := open(key1)
+	if _, err := old.Create(ctx, "/secrets/a", []byte(`{"kind":"Secret","metadata":{"name":"a"}}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	rotated := open(key2 + "," + key1)
+	var pages int
+	counts, err := rotated.Reencrypt(ctx, "/secrets", func(c ReencryptCounts, failure error) error {
+		if failure != nil {
+			t.Errorf("failure: %v", failure)
+		}
+		pages++
+		return nil
+	})
+	if err != nil || counts != (ReencryptCounts{Seen: 1, Rewritten: 1}) || pages != 1 {
+		t.Fatalf("reencrypt: %+v %v (%d pages)", counts, err, pages)
+	}
+	if got, err := rotated.Get(ctx, "/secrets/a", GetOptions{}); err != nil || got.Stale {
+		t.Fatalf("after: %+v %v", got, err)
+	}
+	stop := errors.New("stop")
+	if _, err := rotated.Reencrypt(ctx, "/secrets", func(ReencryptCounts, error) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("a progress error stops the walk: %v", err)
+	}
+}
