@@ -133,6 +133,15 @@ class Storage {
     return n;
   }
 
+  /// Rewrites every stale object under `key` under the current encryption key
+  /// (after a key rotation); see storage_reencrypt. Failed objects are counted.
+  storage_reencrypt_counts reencrypt(std::string_view key = "/") const {
+    storage_reencrypt_counts counts{};
+    storage_error *err = nullptr;
+    detail::check(storage_reencrypt(s_, detail::z(key).c_str(), nullptr, nullptr, &counts, &err), err);
+    return counts;
+  }
+
   const storage *handle() const noexcept { return s_; }
 
  private:

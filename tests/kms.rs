@@ -152,6 +152,46 @@ fn plugin_failures_have_their_codes() {
     );
 }
 
+/// A value wrapped by another plugin (another key under the same key ID) is
+/// CORRUPT_OBJ naming the key; the KMS metrics count the calls, with
+/// kube-apiserver's names.
+#[test]
+fn another_plugins_value_is_corrupt_and_calls_are_measured() {
+    let etcd = Etcd::start();
+    let first = KmsPlugin::start();
+    let other = KmsPlugin::start();
+    let written = config(&etcd, json!([v2("p", &first.v2_endpoint(), "10s")]));
+    run("put", &[&written, "/secrets/ns/a", &secret("a", 1)]);
+    drop(first);
+    let read = config(&etcd, json!([v2("p", &other.v2_endpoint(), "10s")]));
+    run(
+        "get_fails",
+        &[&read, "/secrets/ns/a", "7", "/registry/secrets/ns/a", "10"],
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, _destroy) = rt
+        .block_on(factory::create(&Config::from_json(&read).unwrap()))
+        .unwrap();
+    rt.block_on(store.create("/secrets/ns/b", secret("b", 2).as_bytes(), 0))
+        .unwrap();
+    rt.block_on(store.get("/secrets/ns/a", &GetOptions::default()))
+        .unwrap_err();
+    let text = store.metrics_text();
+    for series in [
+        r#"apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="OK",method_name="/v2.KeyManagementService/Status",provider_name="p"} 1"#,
+        r#"apiserver_envelope_encryption_kms_operations_latency_seconds_count{grpc_status_code="OK",method_name="/v2.KeyManagementService/Encrypt",provider_name="p"} 1"#,
+        r#"method_name="/v2.KeyManagementService/Decrypt",provider_name="p"} 1"#,
+        "apiserver_storage_envelope_transformation_cache_misses_total 1",
+        r#"apiserver_envelope_encryption_dek_source_cache_size{provider_name="p"} 1"#,
+        r#"apiserver_envelope_encryption_key_id_hash_total{apiserver_id_hash="",key_id_hash="sha256:"#,
+        r#"apiserver_storage_transformation_operations_total{status="OK",transformation_type="to_storage",transformer_prefix="k8s:enc:kms:v2:p:"} 1"#,
+    ] {
+        assert!(text.contains(series), "no {series} in:\n{text}");
+    }
+    assert!(!text.contains("key-1"), "a key ID appears only hashed");
+}
+
 /// The health check includes the KMS plugins, as kube-apiserver's
 /// `/healthz/kms-providers`, and names the provider that fails.
 #[test]

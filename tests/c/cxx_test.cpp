@@ -41,6 +41,8 @@ int main(int argc, char **argv) {
   }
   CHECK(s.count("/cxx") == 1);
   CHECK(s.list("/cxx").find("\"kind\":\"List\"") != std::string::npos);
+  storage_reencrypt_counts counts = s.reencrypt("/cxx");
+  CHECK(counts.seen == 1 && counts.rewritten == 0 && counts.failed == 0);
   as::Storage moved(std::move(s));
   CHECK(moved.handle() != nullptr && s.handle() == nullptr);
   CHECK(moved.remove("/cxx/a").find("\"name\":\"a\"") != std::string::npos);
