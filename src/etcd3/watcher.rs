@@ -123,6 +123,9 @@ impl Watcher {
         let mut resumed = false;
         // A progress request not yet answered by a bookmark.
         let mut progress_pending = false;
+        // When to send it again: a deadline that events coming in do not
+        // move, or a steady stream of them would hold the request back.
+        let mut progress_retry = tokio::time::Instant::now();
         loop {
             let mut options = EtcdWatch::new()
                 .with_start_revision(synced + 1)
@@ -153,11 +156,13 @@ impl Watcher {
                     message = stream.message() => message,
                     () = self.progress_wanted.notified() => {
                         progress_pending = true;
+                        progress_retry = tokio::time::Instant::now() + PROGRESS_RETRY;
                         // A failed send means a broken stream, which `message` reports.
                         let _ = stream.request_progress().await;
                         continue;
                     }
-                    () = tokio::time::sleep(PROGRESS_RETRY), if progress_pending => {
+                    () = tokio::time::sleep_until(progress_retry), if progress_pending => {
+                        progress_retry = tokio::time::Instant::now() + PROGRESS_RETRY;
                         let _ = stream.request_progress().await;
                         continue;
                     }
