@@ -498,6 +498,9 @@ storage_code storage_watch_create_with_flags(const struct storage *s,
  * versions could send a bookmark ahead of events): with an older etcd on any
  * endpoint, and with the etcd2 backend, it is `STORAGE_ERR_UNSUPPORTED`. The
  * first call asks every endpoint its version.
+ *
+ * On a watch that has ended (`storage_watch_next` returned the error that
+ * ended it), no bookmark can come: it returns that error.
  */
 storage_code storage_watch_request_progress(const struct storage_watch *w,
                                             struct storage_error **out_error);
