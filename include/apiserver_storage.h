@@ -43,7 +43,8 @@
 /**
  * The longest TTL a write may ask for: etcd's largest lease
  * (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
- * past the TTL asked for. etcd2's TTLs are held to the same bound.
+ * past the TTL asked for. etcd2's TTLs are held to the same bound and
+ * also end before 2262-04-11, past which etcd2 keeps no expiry.
  */
 #define STORAGE_MAX_TTL_SECONDS (9000000000 - 60)
 
