@@ -96,6 +96,25 @@ fn a_requested_bookmark_comes_while_events_keep_coming() {
     assert_success("steady", &output);
 }
 
+/// A bookmark requested every millisecond for 5 s while nobody reads the
+/// watch: bookmarks are progress, not events, and must not fill the
+/// watch's buffer until it ends as a consumer too slow. Run natively:
+/// valgrind would slow the requests down too much to fill the buffer.
+#[test]
+fn unread_bookmarks_do_not_end_a_watch() {
+    let etcd = notifying_etcd();
+    let version = etcd.version();
+    if !answers_progress_requests(&version) {
+        run("old_etcd", &[&config(&etcd), &version]);
+        return;
+    }
+    let output = std::process::Command::new(program())
+        .args(["unread", &config(&etcd), "5"])
+        .output()
+        .unwrap();
+    assert_success("unread", &output);
+}
+
 /// Progress notifications (every 100 ms of idleness) under steady writes:
 /// in order with the events, never going back.
 #[test]

@@ -282,6 +282,10 @@ static int64_t read_for(storage_watch *w, struct seen *x, double secs, int64_t u
       storage_watch_event_free(e);
     } else {
       CHECK(rc == STORAGE_ERR_TIMEOUT, "next: %d %s", rc, storage_error_message(err));
+      if (rc != STORAGE_ERR_TIMEOUT) {
+        storage_error_free(err);
+        break;
+      }
     }
     storage_error_free(err);
   }
@@ -781,6 +785,50 @@ static void case_steady(char **argv) {
   storage_destroy(s);
 }
 
+/* unread CONFIG SECONDS: a thread requests a bookmark every millisecond for
+ * SECONDS while nobody reads the watch (which has no events): etcd answers
+ * each, but bookmarks are progress, not events, and must not fill the
+ * watch's buffer until it ends as a consumer too slow. Afterwards the watch
+ * goes on: a write comes as an event, and a request brings a bookmark after it. */
+static void case_unread(char **argv) {
+  storage *s = must_create(argv[0]);
+  double secs = atof(argv[1]);
+  char rv[32];
+  snprintf(rv, sizeof rv, "%lld", (long long)must_write(s, "/elsewhere/unread"));
+  storage_watch *w = NULL;
+  storage_error *err = NULL;
+  storage_code rc = storage_watch_create_with_flags(s, "/unread", rv, STORAGE_WATCH_RECURSIVE, &w, &err);
+  CHECK(rc == STORAGE_OK, "watch: %d %s", rc, storage_error_message(err));
+  storage_error_free(take_err(&err));
+  if (rc != STORAGE_OK) exit(1);
+  /* etcd answers once its revision has passed the watch's start. */
+  must_write(s, "/elsewhere/unread2");
+  struct spammer sp = {w, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+  pthread_t st;
+  if (pthread_create(&st, NULL, spam_loop, &sp) != 0) exit(2);
+  struct timespec pause = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+  nanosleep(&pause, NULL);
+  pthread_mutex_lock(&sp.mu);
+  sp.stop = 1;
+  pthread_mutex_unlock(&sp.mu);
+  pthread_join(st, NULL);
+  CHECK(sp.failed == 0, "%ld of %ld requests failed", sp.failed, sp.sent);
+  int64_t revs[1];
+  revs[0] = must_write(s, "/unread/a");
+  rc = storage_watch_request_progress(w, &err);
+  CHECK(rc == STORAGE_OK, "a request after the storm: %d %s", rc, storage_error_message(err));
+  storage_error_free(take_err(&err));
+  struct seen x = {0};
+  CHECK(read_for(w, &x, 30 * SLACK, revs[0]) >= revs[0], "no bookmark at %lld after %ld unread requests",
+        (long long)revs[0], sp.sent);
+  size_t bookmarks = check_order(&x, revs, 1, "unread");
+  printf("%ld requests, %zu bookmarks\n", sp.sent, bookmarks);
+  free(x.rv);
+  free(x.bookmark);
+  storage_watch_destroy(w);
+  storage_destroy(s);
+}
+
 /* per_backend CONFIG BACKEND: ttl, reenter and flags in one process. */
 static void case_per_backend(char **argv) {
   case_ttl(argv);
@@ -800,6 +848,7 @@ int main(int argc, char **argv) {
       {"flags", 2, case_flags},
       {"old_etcd", 2, case_old_etcd},
       {"per_backend", 2, case_per_backend},
+      {"unread", 2, case_unread},
   };
   return run_case(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
