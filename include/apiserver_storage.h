@@ -528,7 +528,8 @@ storage_code storage_watch_request_progress(const struct storage_watch *w,
  * - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
  *   restart the watch from resourceVersion N`: more than 1000 events waited
  *   for this caller for over 2 seconds; every event up to N was delivered,
- *   so a new watch from N loses nothing.
+ *   so a new watch from N loses nothing. Bookmarks never wait: one that
+ *   finds 1000 events waiting is dropped (a requested one is asked again).
  *
  * A lost connection to etcd does not end a watch: it resumes by itself.
  */

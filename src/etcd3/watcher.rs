@@ -205,7 +205,7 @@ impl Watcher {
     }
 
     /// Queues the events of one response, advancing `synced` past them;
-    /// tells whether it was a bookmark.
+    /// tells whether it queued a bookmark (which answers a progress request).
     async fn deliver(
         &self,
         resp: &WatchResponse,
@@ -228,12 +228,19 @@ impl Watcher {
         }
         if is_progress_notify(resp) {
             let revision = resp.header().map_or(0, |h| h.revision());
-            // Every event up to it has come: a resumed stream can start after it.
-            if revision >= *synced {
-                queue(tx, Event::bookmark(revision), *synced).await?;
+            // Behind what was delivered (an etcd member that lags): no answer.
+            if revision < *synced {
+                return Ok(false);
+            }
+            // A full buffer drops it; a request it answered is sent again.
+            let queued = tx
+                .try_send_bookmark(Event::bookmark(revision))
+                .map_err(|_| Stop::Gone)?;
+            if queued {
+                // Every event up to it has come: a resumed stream can start after it.
                 *synced = revision;
             }
-            return Ok(true);
+            return Ok(queued);
         }
         // etcd never splits one revision across responses, so a broken stream
         // always resumes at a revision boundary.

@@ -214,7 +214,8 @@ pub extern "C" fn storage_watch_request_progress(
 /// - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
 ///   restart the watch from resourceVersion N`: more than 1000 events waited
 ///   for this caller for over 2 seconds; every event up to N was delivered,
-///   so a new watch from N loses nothing.
+///   so a new watch from N loses nothing. Bookmarks never wait: one that
+///   finds 1000 events waiting is dropped (a requested one is asked again).
 ///
 /// A lost connection to etcd does not end a watch: it resumes by itself.
 #[no_mangle]
