@@ -43,7 +43,8 @@
 /**
  * The longest TTL a write may ask for: etcd's largest lease
  * (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
- * past the TTL asked for. etcd2's TTLs are held to the same bound.
+ * past the TTL asked for. etcd2's TTLs are held to the same bound and
+ * also end before 2262-04-11, past which etcd2 keeps no expiry.
  */
 #define STORAGE_MAX_TTL_SECONDS (9000000000 - 60)
 
@@ -551,6 +552,9 @@ storage_code storage_watch_create_with_flags(const struct storage *s,
  * versions could send a bookmark ahead of events): with an older etcd on any
  * endpoint, and with the etcd2 backend, it is `STORAGE_ERR_UNSUPPORTED`. The
  * first call asks every endpoint its version.
+ *
+ * On a watch that has ended (`storage_watch_next` returned the error that
+ * ended it), no bookmark can come: it returns that error.
  */
 storage_code storage_watch_request_progress(const struct storage_watch *w,
                                             struct storage_error **out_error);
@@ -577,7 +581,8 @@ storage_code storage_watch_request_progress(const struct storage_watch *w,
  * - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
  *   restart the watch from resourceVersion N`: more than 1000 events waited
  *   for this caller for over 2 seconds; every event up to N was delivered,
- *   so a new watch from N loses nothing.
+ *   so a new watch from N loses nothing. Bookmarks never wait: one that
+ *   finds 1000 events waiting is dropped (a requested one is asked again).
  *
  * A lost connection to etcd does not end a watch: it resumes by itself.
  */

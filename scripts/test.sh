@@ -23,4 +23,5 @@ ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test store --test interface 
 # Requested bookmarks need etcd 3.4.31/3.5.13 or later: their C, Go and Python
 # sides run here.
 ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test c_api -- bookmarks
+ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test c_bookmarks_hostile -- request restart unread
 ETCD_BIN=$PWD/target/etcd-v3.6.16/etcd cargo test --test bindings

@@ -229,7 +229,8 @@ pub fn check_preconditions(
 
 /// The longest TTL a write may ask for: etcd's largest lease
 /// (`MaxLeaseTTL`, 9,000,000,000 s) less the minute a lease may be reused
-/// past the TTL asked for. etcd2's TTLs are held to the same bound.
+/// past the TTL asked for. etcd2's TTLs are held to the same bound and
+/// also end before 2262-04-11, past which etcd2 keeps no expiry.
 pub const MAX_TTL_SECONDS: i64 = 9_000_000_000 - 60;
 
 /// A write's TTL in seconds: `None` for 0 (no TTL); anything below 0 or above

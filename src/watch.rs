@@ -194,6 +194,18 @@ impl EventSender {
         }
     }
 
+    /// Queues a bookmark only if there is room, telling whether it did: a
+    /// bookmark is progress, not an event, and waiting for room would end
+    /// the watch as a consumer too slow over nothing but bookmarks (as
+    /// Kubernetes' cacher, which sends bookmarks only where there is room).
+    pub(crate) fn try_send_bookmark(&self, event: Event) -> std::result::Result<bool, SendError> {
+        match self.0.try_send(Ok(event)) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
     /// Ends the watch with `error`, delivered after the events already queued.
     pub(crate) async fn fail(self, error: StorageError) {
         // A consumer that is gone needs no error.

@@ -52,6 +52,28 @@ pub(super) fn storage_error(e: &EtcdError, key: &str, resource_version: i64) -> 
     StorageError::with_key(code, key, resource_version, &e.to_string())
 }
 
+/// A TTL etcd2 can keep: `ttl_seconds`, and an expiry before the end of
+/// Go's `UnixNano` (2262-04-11T23:47:16Z), past which etcd2 silently keeps
+/// no TTL at all. A day is left for the difference between this clock and etcd's.
+fn etcd2_ttl(ttl: i64) -> Result<Option<i64>> {
+    const LAST_EXPIRY: i64 = i64::MAX / 1_000_000_000;
+    const CLOCK_SLACK: i64 = 24 * 3600;
+    let Some(ttl) = ttl_seconds(ttl)? else {
+        return Ok(None);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let longest = LAST_EXPIRY.saturating_sub(now).saturating_sub(CLOCK_SLACK);
+    if ttl > longest {
+        return Err(StorageError::invalid_argument(format!(
+            "ttl_seconds {ttl} is out of range for etcd2: it keeps no expiry past \
+             2262-04-11 (at most {longest} seconds from now)"
+        )));
+    }
+    Ok(Some(ttl))
+}
+
 /// A transport failure of a request about `key`, in Go's format.
 fn transport_error(e: StorageError, key: &str) -> StorageError {
     match e.code {
@@ -231,7 +253,7 @@ impl Interface for Store {
 
     async fn create(&self, key: &str, object: &[u8], ttl: i64) -> Result<Object> {
         let key = join_key(&self.prefix, key)?;
-        let ttl = ttl_seconds(ttl)?.map(|t| t.to_string());
+        let ttl = etcd2_ttl(ttl)?.map(|t| t.to_string());
         self.codec.check_create(&key, object)?;
         let value = self.to_storage(&key, object)?;
         let mut form = vec![("value", value.as_str()), ("prevExist", "false")];
@@ -301,7 +323,7 @@ impl Interface for Store {
             };
             check_preconditions(&key, preconditions, current.as_ref())?;
             let updated = try_update(current.as_ref())?;
-            let new_ttl = updated.ttl.map(ttl_seconds).transpose()?;
+            let new_ttl = updated.ttl.map(etcd2_ttl).transpose()?;
             let value = self.to_storage(&key, &updated.object)?;
             let (query, mut form) = match (&node, &current) {
                 (Some(node), Some(current)) => {

@@ -456,17 +456,26 @@ impl Interface for Store {
 
     /// Reads `compact_rev_key` afresh, where Go's store reports what its
     /// watch on that key last saw: the same value, without the watch's lag.
+    /// What Go's compactor would not take (a value `strconv.ParseInt` refuses,
+    /// or a negative one, which never lowers its revision from 0) is corrupt.
     async fn compact_revision(&self) -> Result<i64> {
         let resp = self.range(COMPACT_REV_KEY, self.read_options()).await?;
         let Some(kv) = resp.kvs().first() else {
             return Ok(0);
         };
-        std::str::from_utf8(kv.value())
+        let revision = std::str::from_utf8(kv.value())
             .ok()
             .and_then(|v| v.parse::<i64>().ok())
             .ok_or_else(|| {
                 StorageError::corrupt(COMPACT_REV_KEY, "the recorded revision is not an integer")
-            })
+            })?;
+        if revision < 0 {
+            return Err(StorageError::corrupt(
+                COMPACT_REV_KEY,
+                format!("the recorded revision {revision} is negative"),
+            ));
+        }
+        Ok(revision)
     }
 
     fn metrics_text(&self) -> String {

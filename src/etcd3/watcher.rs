@@ -123,6 +123,9 @@ impl Watcher {
         let mut resumed = false;
         // A progress request not yet answered by a bookmark.
         let mut progress_pending = false;
+        // When to send it again: a deadline that events coming in do not
+        // move, or a steady stream of them would hold the request back.
+        let mut progress_retry = tokio::time::Instant::now();
         loop {
             let mut options = EtcdWatch::new()
                 .with_start_revision(synced + 1)
@@ -153,11 +156,13 @@ impl Watcher {
                     message = stream.message() => message,
                     () = self.progress_wanted.notified() => {
                         progress_pending = true;
+                        progress_retry = tokio::time::Instant::now() + PROGRESS_RETRY;
                         // A failed send means a broken stream, which `message` reports.
                         let _ = stream.request_progress().await;
                         continue;
                     }
-                    () = tokio::time::sleep(PROGRESS_RETRY), if progress_pending => {
+                    () = tokio::time::sleep_until(progress_retry), if progress_pending => {
+                        progress_retry = tokio::time::Instant::now() + PROGRESS_RETRY;
                         let _ = stream.request_progress().await;
                         continue;
                     }
@@ -200,7 +205,7 @@ impl Watcher {
     }
 
     /// Queues the events of one response, advancing `synced` past them;
-    /// tells whether it was a bookmark.
+    /// tells whether it queued a bookmark (which answers a progress request).
     async fn deliver(
         &self,
         resp: &WatchResponse,
@@ -223,12 +228,19 @@ impl Watcher {
         }
         if is_progress_notify(resp) {
             let revision = resp.header().map_or(0, |h| h.revision());
-            // Every event up to it has come: a resumed stream can start after it.
-            if revision >= *synced {
-                queue(tx, Event::bookmark(revision), *synced).await?;
+            // Behind what was delivered (an etcd member that lags): no answer.
+            if revision < *synced {
+                return Ok(false);
+            }
+            // A full buffer drops it; a request it answered is sent again.
+            let queued = tx
+                .try_send_bookmark(Event::bookmark(revision))
+                .map_err(|_| Stop::Gone)?;
+            if queued {
+                // Every event up to it has come: a resumed stream can start after it.
                 *synced = revision;
             }
-            return Ok(true);
+            return Ok(queued);
         }
         // etcd never splits one revision across responses, so a broken stream
         // always resumes at a revision boundary.

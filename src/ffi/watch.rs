@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CString};
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -73,6 +73,8 @@ pub(crate) struct WatchHandle {
     state: Mutex<WatchState>,
     /// Outside `state`, so that a request does not wait for a waiting `next`.
     progress: crate::storage::Result<ProgressRequester>,
+    /// `state.ended`, for requests, which do not take `state`.
+    ended: OnceLock<StorageError>,
 }
 
 struct WatchState {
@@ -156,6 +158,7 @@ pub extern "C" fn storage_watch_create_with_flags(
         *out = storage_watch::into_raw(WatchHandle {
             runtime: handle.runtime.clone(),
             progress: watch.progress_requester(),
+            ended: OnceLock::new(),
             state: Mutex::new(WatchState { watch, ended: None }),
         });
         Ok(())
@@ -172,6 +175,9 @@ pub extern "C" fn storage_watch_create_with_flags(
 /// versions could send a bookmark ahead of events): with an older etcd on any
 /// endpoint, and with the etcd2 backend, it is `STORAGE_ERR_UNSUPPORTED`. The
 /// first call asks every endpoint its version.
+///
+/// On a watch that has ended (`storage_watch_next` returned the error that
+/// ended it), no bookmark can come: it returns that error.
 #[no_mangle]
 pub extern "C" fn storage_watch_request_progress(
     w: *const storage_watch,
@@ -179,6 +185,9 @@ pub extern "C" fn storage_watch_request_progress(
 ) -> storage_code {
     call(out_error, || {
         let handle = storage_watch::try_ref(w, "watch")?;
+        if let Some(e) = handle.ended.get() {
+            return Err(e.clone());
+        }
         let requester = handle.progress.as_ref().map_err(Clone::clone)?;
         handle.runtime.block_on(requester.request())
     })
@@ -205,7 +214,8 @@ pub extern "C" fn storage_watch_request_progress(
 /// - `STORAGE_ERR_INTERNAL` with `watch buffer overflow: consumer too slow,
 ///   restart the watch from resourceVersion N`: more than 1000 events waited
 ///   for this caller for over 2 seconds; every event up to N was delivered,
-///   so a new watch from N loses nothing.
+///   so a new watch from N loses nothing. Bookmarks never wait: one that
+///   finds 1000 events waiting is dropped (a requested one is asked again).
 ///
 /// A lost connection to etcd does not end a watch: it resumes by itself.
 #[no_mangle]
@@ -242,11 +252,13 @@ pub extern "C" fn storage_watch_next(
                 Ok(Some(Ok(event))) => Ok(event),
                 Ok(Some(Err(e))) => {
                     state.ended = Some(e.clone());
+                    let _ = handle.ended.set(e.clone());
                     Err(e)
                 }
                 Ok(None) => {
                     let e = StorageError::internal("the watch ended without an error");
                     state.ended = Some(e.clone());
+                    let _ = handle.ended.set(e.clone());
                     Err(e)
                 }
             }

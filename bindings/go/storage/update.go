@@ -37,7 +37,8 @@ type UpdateFunc func(current []byte, resourceVersion int64, exists bool) ([]byte
 // UpdateWithTTLFunc is an UpdateFunc that may also return the new object's
 // TTL in seconds, as Go's storage.UpdateFunc does: nil for none given (etcd3
 // writes without a lease; etcd2 keeps the key's TTL), 0 for none, N for an
-// N-second TTL (at most 8,999,999,940).
+// N-second TTL (at most 8,999,999,940; with etcd2, one ending before
+// 2262-04-11, past which etcd2 keeps no expiry).
 type UpdateWithTTLFunc func(current []byte, resourceVersion int64, exists bool) ([]byte, *uint64, error)
 
 // update is one GuaranteedUpdate's state, reached from C through a cgo.Handle.
