@@ -260,7 +260,11 @@ fn sixty_four_threads_of_mixed_operations_for_twenty_seconds() {
 fn cxx_wrapper_against_etcd() {
     let etcd = Etcd::start();
     let program = compile_c(&["tests/c/cxx_test.cpp"], "cxx_test", &[]);
-    let output = run_c(&program, &[&etcd.config("")]);
+    // Generous timeouts: valgrind slows the first connection down.
+    let output = run_c(
+        &program,
+        &[&etcd.config(r#""health_timeout_ms":10000,"request_timeout_ms":20000"#)],
+    );
     assert_success("cxx_test", &output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("all checks passed"));
 }
