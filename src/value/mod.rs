@@ -132,15 +132,19 @@ pub trait Transformer: Send + Sync {
     }
 }
 
-/// The result of a future that needs no waiting (a transformer whose work is
-/// all local, or a KMS data key already cached), for the synchronous forms of
-/// transformers whose work is async; `None` when it would have to wait.
-pub(crate) fn without_waiting<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
+/// The result of a transformer's future that needs no waiting (its work is
+/// all local, or a KMS data key is already cached), for the synchronous forms
+/// of transformers whose work is async; an error when it would have to wait.
+pub(crate) fn without_waiting<T>(
+    future: impl std::future::Future<Output = Result<T, TransformError>>,
+) -> Result<T, TransformError> {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut context) {
-        std::task::Poll::Ready(out) => Some(out),
-        std::task::Poll::Pending => None,
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => Err(TransformError::new(
+            "this value needs an answer from a KMS plugin: use the async `read` and `write`",
+        )),
     }
 }
 

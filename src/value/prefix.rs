@@ -81,11 +81,7 @@ impl Transformer for PrefixTransformers {
         authenticated_data: &[u8],
         observe: &mut (dyn FnMut(Option<usize>, Outcome) + Send),
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
-        without_waiting(self.read(data, authenticated_data, observe)).unwrap_or_else(|| {
-            Err(TransformError::new(
-                "reading this value needs a KMS plugin: use `read`",
-            ))
-        })
+        without_waiting(self.read(data, authenticated_data, observe))
     }
 
     fn transform_to_storage(
@@ -93,11 +89,7 @@ impl Transformer for PrefixTransformers {
         data: &[u8],
         authenticated_data: &[u8],
     ) -> Result<Vec<u8>, TransformError> {
-        without_waiting(self.write(data, authenticated_data)).unwrap_or_else(|| {
-            Err(TransformError::new(
-                "writing with this provider needs a KMS plugin: use `write`",
-            ))
-        })
+        without_waiting(self.write(data, authenticated_data))
     }
 
     /// Tries, in order, every transformer whose prefix the value starts with.

@@ -444,11 +444,6 @@ impl Transformer for KmsV2 {
         authenticated_data: &[u8],
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
         crate::value::without_waiting(self.read(data, authenticated_data, &mut |_, _| {}))
-            .unwrap_or_else(|| {
-                Err(TransformError::new(
-                    "reading needs the KMS plugin: use `read`",
-                ))
-            })
     }
 
     fn transform_to_storage(
@@ -456,11 +451,7 @@ impl Transformer for KmsV2 {
         data: &[u8],
         authenticated_data: &[u8],
     ) -> Result<Vec<u8>, TransformError> {
-        crate::value::without_waiting(self.write(data, authenticated_data)).unwrap_or_else(|| {
-            Err(TransformError::new(
-                "writing needs the KMS plugin: use `write`",
-            ))
-        })
+        crate::value::without_waiting(self.write(data, authenticated_data))
     }
 
     async fn read<'a>(

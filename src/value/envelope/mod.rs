@@ -194,13 +194,7 @@ impl Transformer for KmsV1 {
         data: &'a [u8],
         authenticated_data: &[u8],
     ) -> Result<(Cow<'a, [u8]>, bool), TransformError> {
-        super::without_waiting(self.read(data, authenticated_data, &mut |_, _| {})).unwrap_or_else(
-            || {
-                Err(TransformError::new(
-                    "reading needs the KMS plugin: use `read`",
-                ))
-            },
-        )
+        super::without_waiting(self.read(data, authenticated_data, &mut |_, _| {}))
     }
 
     fn transform_to_storage(
@@ -208,11 +202,7 @@ impl Transformer for KmsV1 {
         data: &[u8],
         authenticated_data: &[u8],
     ) -> Result<Vec<u8>, TransformError> {
-        super::without_waiting(self.write(data, authenticated_data)).unwrap_or_else(|| {
-            Err(TransformError::new(
-                "writing needs the KMS plugin: use `write`",
-            ))
-        })
+        super::without_waiting(self.write(data, authenticated_data))
     }
 
     async fn read<'a>(
