@@ -14,7 +14,7 @@ use apiserver_storage::config::Config;
 use apiserver_storage::factory;
 use apiserver_storage::storage::{GetOptions, Interface};
 use common::cbuild::{assert_success, compile_c, run_c};
-use common::kms::KmsPlugin;
+use common::kms::{read_varint, KmsPlugin};
 use common::Etcd;
 use serde_json::{json, Value};
 
@@ -55,8 +55,8 @@ fn key_id_of(stored: &[u8], prefix: &str) -> String {
         .strip_prefix(prefix.as_bytes())
         .expect("the KMS v2 prefix");
     while !body.is_empty() {
-        let (tag, rest) = varint(body);
-        let (len, rest) = varint(rest);
+        let (tag, rest) = read_varint(body);
+        let (len, rest) = read_varint(rest);
         let (field, rest) = rest.split_at(len as usize);
         if tag == (2 << 3 | 2) {
             return String::from_utf8(field.to_vec()).unwrap();
@@ -64,17 +64,6 @@ fn key_id_of(stored: &[u8], prefix: &str) -> String {
         body = rest;
     }
     panic!("no key ID in {stored:?}")
-}
-
-fn varint(b: &[u8]) -> (u64, &[u8]) {
-    let mut v = 0;
-    for (i, byte) in b.iter().enumerate() {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return (v, &b[i + 1..]);
-        }
-    }
-    panic!("truncated varint")
 }
 
 /// Writes and reads through KMS v2: one seed per key ID, and once a data key

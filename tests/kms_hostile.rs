@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::cbuild::{assert_success, c_command, compile_c, run_c};
-use common::kms::{kms_probe, KmsPlugin};
+use common::kms::{kms_probe, read_varint, KmsPlugin};
 use common::Etcd;
 use serde_json::{json, Value};
 
@@ -388,17 +388,6 @@ fn hostile_stored_values_are_corrupt_objects() {
             "",
         ],
     );
-}
-
-fn read_varint(b: &[u8]) -> (u64, &[u8]) {
-    let mut v = 0;
-    for (i, byte) in b.iter().enumerate() {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return (v, &b[i + 1..]);
-        }
-    }
-    panic!("truncated varint")
 }
 
 /// 16 threads create and read back through one handle while the plugin

@@ -269,3 +269,15 @@ pub fn kms_probe(endpoint: &str, api: &str, timeout: Duration, ops: &[&str]) -> 
     assert_eq!(results.len(), ops.len(), "kmsprobe {ops:?}: {results:?}");
     results
 }
+
+/// A protobuf varint at the start of `b`, and what follows it.
+pub fn read_varint(b: &[u8]) -> (u64, &[u8]) {
+    let mut v = 0;
+    for (i, byte) in b.iter().enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (v, &b[i + 1..]);
+        }
+    }
+    panic!("truncated varint")
+}
