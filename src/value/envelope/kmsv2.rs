@@ -238,7 +238,7 @@ pub(crate) struct KmsV2 {
     metrics: KmsMetrics,
     state: Mutex<Option<Arc<WriteState>>>,
     /// The last Status check; held while one runs, so that they do not pile up.
-    checked: tokio::sync::Mutex<Checked>,
+    checked: Checked,
     /// The plugin's API version, fixed by its first Status answer.
     version: Mutex<Option<String>>,
     cache: Mutex<LruCache<[u8; 32], Arc<DataKey>>>,
@@ -250,7 +250,7 @@ impl KmsV2 {
             plugin,
             metrics,
             state: Mutex::new(None),
-            checked: tokio::sync::Mutex::new(Checked::default()),
+            checked: Checked::default(),
             version: Mutex::new(None),
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHE_ENTRIES).expect("not zero"),
@@ -269,16 +269,10 @@ impl KmsV2 {
         ok_for: Duration,
         failed_for: Duration,
     ) -> Result<Option<Arc<WriteState>>, TransformError> {
-        let mut checked = self.checked.lock().await;
-        let result = match checked.due(ok_for, failed_for) {
-            true => {
-                let result = self.check().await;
-                checked.record(&result);
-                result
-            }
-            false => checked.last(),
-        };
-        drop(checked);
+        let result = self
+            .checked
+            .result(ok_for, failed_for, || self.check())
+            .await;
         let state = lock(&self.state).clone();
         match (state, result) {
             (Some(state), _) => Ok(Some(state)),
@@ -426,13 +420,9 @@ impl KmsV2 {
 
     /// The health check: kube-apiserver's `/healthz/kms-providers` probe.
     async fn probe(&self) -> Result<(), TransformError> {
-        let mut checked = self.checked.lock().await;
-        if !checked.due(HEALTH_TTL, HEALTH_TTL_AFTER_FAILURE) {
-            return checked.last();
-        }
-        let result = self.check().await;
-        checked.record(&result);
-        result
+        self.checked
+            .result(HEALTH_TTL, HEALTH_TTL_AFTER_FAILURE, || self.check())
+            .await
     }
 }
 
@@ -483,10 +473,7 @@ impl Transformer for KmsV2 {
     }
 
     async fn refresh(&self) -> Result<(), TransformError> {
-        let mut checked = self.checked.lock().await;
-        let result = self.check().await;
-        checked.record(&result);
-        result
+        self.checked.now(|| self.check()).await
     }
 
     async fn write(
@@ -514,7 +501,7 @@ impl Transformer for KmsV2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::envelope::{b64, vectors};
+    use crate::value::envelope::{b64, stored_body, vectors};
 
     /// Values kube-apiserver's KMS v2 transformer wrote, both DEK source
     /// types, read back exactly; and what this module writes reads back.
@@ -524,11 +511,7 @@ mod tests {
         assert_eq!(vectors.len(), 7);
         for v in vectors {
             let name = &v["name"];
-            let stored = b64(&v["stored"]);
-            let prefix = format!("k8s:enc:kms:v2:{}:", v["provider_name"].as_str().unwrap());
-            let body = stored
-                .strip_prefix(prefix.as_bytes())
-                .expect("the v2 prefix");
+            let body = &stored_body(&v)[..];
             let o = EncryptedObject::decode(body).unwrap();
             assert_eq!(validate(&o), Ok(()), "{name}");
             assert_eq!(o.key_id, v["key_id"].as_str().unwrap(), "{name}");

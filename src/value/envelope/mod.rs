@@ -29,29 +29,57 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// When a plugin was last checked, and how that went.
+/// When a plugin was last checked, and how that went; one check runs at a time.
 #[derive(Default)]
 pub(crate) struct Checked {
-    last: Option<(Instant, Result<(), TransformError>)>,
+    last: Mutex<Option<(Instant, Result<(), TransformError>)>>,
+    running: tokio::sync::Mutex<()>,
 }
 
 impl Checked {
-    /// Whether the last result is older than `ok_for` (a success) or
-    /// `failed_for` (a failure), or there is none.
-    fn due(&self, ok_for: Duration, failed_for: Duration) -> bool {
-        match &self.last {
-            None => true,
-            Some((at, Ok(()))) => at.elapsed() >= ok_for,
-            Some((at, Err(_))) => at.elapsed() >= failed_for,
+    /// The last result, after running `check` first when that result is older
+    /// than `ok_for` (a success) or `failed_for` (a failure), or there is none.
+    /// A call that is not due takes no async lock: reads stay concurrent.
+    async fn result<F>(
+        &self,
+        ok_for: Duration,
+        failed_for: Duration,
+        check: impl FnOnce() -> F,
+    ) -> Result<(), TransformError>
+    where
+        F: std::future::Future<Output = Result<(), TransformError>>,
+    {
+        if let Some(last) = self.fresh(ok_for, failed_for) {
+            return last;
         }
+        let _running = self.running.lock().await;
+        // Another caller may have checked while this one waited.
+        if let Some(last) = self.fresh(ok_for, failed_for) {
+            return last;
+        }
+        self.keep(check().await)
     }
 
-    fn record(&mut self, result: &Result<(), TransformError>) {
-        self.last = Some((Instant::now(), result.clone()));
+    /// Runs `check` now (after any check already running) and keeps its result.
+    async fn now<F>(&self, check: impl FnOnce() -> F) -> Result<(), TransformError>
+    where
+        F: std::future::Future<Output = Result<(), TransformError>>,
+    {
+        let _running = self.running.lock().await;
+        self.keep(check().await)
     }
 
-    fn last(&self) -> Result<(), TransformError> {
-        self.last.as_ref().map_or(Ok(()), |(_, r)| r.clone())
+    fn keep(&self, result: Result<(), TransformError>) -> Result<(), TransformError> {
+        *lock(&self.last) = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    fn fresh(&self, ok_for: Duration, failed_for: Duration) -> Option<Result<(), TransformError>> {
+        match &*lock(&self.last) {
+            Some((at, r @ Ok(()))) if at.elapsed() < ok_for => Some(r.clone()),
+            Some((at, r @ Err(_))) if at.elapsed() < failed_for => Some(r.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -95,7 +123,7 @@ pub(crate) struct KmsV1 {
     cache: Option<Mutex<LruCache<Vec<u8>, Arc<V1Key>>>>,
     /// Set once the plugin has answered Version with v1beta1.
     version_checked: tokio::sync::OnceCell<()>,
-    checked: tokio::sync::Mutex<Checked>,
+    checked: Checked,
 }
 
 impl KmsV1 {
@@ -109,7 +137,7 @@ impl KmsV1 {
             metrics,
             cache,
             version_checked: tokio::sync::OnceCell::new(),
-            checked: tokio::sync::Mutex::new(Checked::default()),
+            checked: Checked::default(),
         }
     }
 
@@ -164,26 +192,24 @@ impl KmsV1 {
 
     /// kube-apiserver's probe of a v1 plugin: Encrypt("ping"), then Decrypt.
     async fn probe(&self) -> Result<(), TransformError> {
-        let mut checked = self.checked.lock().await;
-        if !checked.due(HEALTH_TTL, HEALTH_TTL_AFTER_FAILURE) {
-            return checked.last();
-        }
-        let result = async {
-            let cipher = self.encrypt(b"ping").await?;
-            self.decrypt(&cipher).await.map(drop)
-        }
-        .await
-        .map_err(|e| {
-            TransformError(
-                format!(
-                    "failed to perform the healthz check for KMS Provider {}, error: {e}",
-                    self.plugin.provider
-                ),
-                e.1,
-            )
-        });
-        checked.record(&result);
-        result
+        let check = || async {
+            let pinged = async {
+                let cipher = self.encrypt(b"ping").await?;
+                self.decrypt(&cipher).await.map(drop)
+            };
+            pinged.await.map_err(|e| {
+                TransformError(
+                    format!(
+                        "failed to perform the healthz check for KMS Provider {}, error: {e}",
+                        self.plugin.provider
+                    ),
+                    e.1,
+                )
+            })
+        };
+        self.checked
+            .result(HEALTH_TTL, HEALTH_TTL_AFTER_FAILURE, check)
+            .await
     }
 }
 
@@ -298,6 +324,21 @@ pub(crate) fn b64(v: &serde_json::Value) -> Vec<u8> {
         .unwrap()
 }
 
+/// A vector's stored value without its provider prefix.
+#[cfg(test)]
+pub(crate) fn stored_body(v: &serde_json::Value) -> Vec<u8> {
+    let prefix = format!(
+        "k8s:enc:kms:{}:{}:",
+        v["api_version"].as_str().unwrap(),
+        v["provider_name"].as_str().unwrap()
+    );
+    let stored = b64(&v["stored"]);
+    stored
+        .strip_prefix(prefix.as_bytes())
+        .expect("the provider's prefix")
+        .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,11 +350,7 @@ mod tests {
         let vectors = vectors("v1");
         assert_eq!(vectors.len(), 3);
         for v in vectors {
-            let stored = b64(&v["stored"]);
-            let prefix = format!("k8s:enc:kms:v1:{}:", v["provider_name"].as_str().unwrap());
-            let body = stored
-                .strip_prefix(prefix.as_bytes())
-                .expect("the v1 prefix");
+            let body = &stored_body(&v)[..];
             let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
             assert_eq!(
                 &body[2..2 + len],
